@@ -1,0 +1,104 @@
+"""Benchmark: the lesson's input-scaling study through the engine.
+
+make_regression as in the lesson, inputs none / minmax / standard, target standardized,
+30 repeats each, 100 epochs, SGD(0.01, momentum 0.9), no validation data (as the
+lesson's study). Prints compile and train seconds and model-steps per second for 1, 90
+and 900 models, the ratio against the same 90 models trained one at a time through
+the same engine, and the achieved GFLOP/s.
+
+    python benchmarks/bench_engine.py [--one-at-a-time N]
+"""
+
+import argparse
+import time
+
+import stablelearn as sl
+
+EPOCHS = 100
+VARIANTS = ("none", "minmax", "standard")
+
+
+def study_runs(n_models: int) -> list[sl.Run]:
+    dataset = sl.lesson_regression()
+    data = {
+        v: sl.prepare(dataset, input_scaler=v, target_scaler="standard", n_train=500)
+        for v in VARIANTS
+    }
+    model = sl.MLP(20, (sl.Dense(25, "relu", "he_uniform"),), sl.Dense(1))
+    optimizer = sl.SGD(learning_rate=0.01, momentum=0.9)
+    config = sl.TrainConfig(epochs=EPOCHS, validation=False)
+    return [
+        sl.Run(
+            model,
+            optimizer,
+            data[VARIANTS[i % 3]],
+            seed=i,
+            config=config,
+            tags={"variant": VARIANTS[i % 3]},
+        )
+        for i in range(n_models)
+    ]
+
+
+def flops_per_model(steps: int, batch: int = 32) -> float:
+    """Forward 2*(20*25+25) per row, backward about twice that; final evaluation ignored."""
+    forward = 2 * (20 * 25 + 25 * 1)
+    return 3 * forward * batch * steps
+
+
+def measure(n_models: int) -> dict[str, float]:
+    runs = study_runs(n_models)
+    start = time.perf_counter()
+    result = sl.train(runs)
+    wall = time.perf_counter() - start
+    steps = EPOCHS * 16
+    t = result.timing
+    return {
+        "models": n_models,
+        "compile_s": t.compile_s,
+        "prepare_s": t.prepare_s,
+        "train_s": t.train_s,
+        "wall_s": wall,
+        "model_steps_per_s": n_models * steps / t.train_s,
+        "gflops": n_models * flops_per_model(steps) / t.train_s / 1e9,
+        "diverged": int(result.diverged.sum()),
+    }
+
+
+def one_at_a_time(n_models: int) -> float:
+    """Train seconds for n_models runs, each alone (compiled once, then reused)."""
+    runs = study_runs(n_models)
+    sl.train(runs[:1])  # compile the one-model program outside the timing
+    total = 0.0
+    for run in runs:
+        total += sl.train([run]).timing.train_s
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--one-at-a-time", type=int, default=90, help="models trained alone for the ratio"
+    )
+    args = parser.parse_args()
+    rows = [measure(n) for n in (1, 90, 900)]
+    print(
+        f"{'models':>7} {'compile s':>10} {'prepare s':>10} {'train s':>9} {'model-steps/s':>14} {'GFLOP/s':>8} {'diverged':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['models']:>7} {r['compile_s']:>10.2f} {r['prepare_s']:>10.3f} {r['train_s']:>9.3f} "
+            f"{r['model_steps_per_s']:>14,.0f} {r['gflops']:>8.2f} {r['diverged']:>9}"
+        )
+    alone = one_at_a_time(args.one_at_a_time)
+    ensemble = rows[1]["train_s"] * args.one_at_a_time / 90
+    print(
+        f"\n{args.one_at_a_time} models one at a time: {alone:.2f} s train; as one ensemble: {ensemble:.2f} s "
+        f"-> ensemble is {alone / ensemble:.1f}x faster"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,387 @@
+"""The training engine: an ensemble of small MLPs trained in one compiled program.
+
+Every model of an ensemble shares the array shapes (architecture, batch size, split
+sizes); whatever else differs per model (seed, data variant, learning rate, momentum,
+clip thresholds) is an array with a leading model axis. One `jit`-compiled program
+then runs all epochs with `lax.scan` and all models with `vmap`.
+
+Keras `fit()` semantics (../shared/DESIGN.md):
+- Minibatches of `batch_size` rows from a fresh permutation each epoch; the last batch
+  of an epoch is smaller (500 rows -> 15 x 32 + 1 x 20). The fixed batch shape that
+  compilation needs is kept by padding that batch with zero-weight rows.
+- The epoch's `loss` is the batch-size-weighted mean of its batch losses (each taken
+  before that batch's update), as Keras' progress bar and History report it;
+  `val_loss` is computed on the whole validation split after the epoch.
+Speed choices (measured, see benchmarks/): per-epoch permutations are drawn with NumPy
+(sorting on XLA's CPU backend is slow) from one Generator per model seed and passed in
+as row indices; activations are [units, batch] per model.
+"""
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from stablelearn import losses
+from stablelearn.data import PreparedData
+from stablelearn.errors import ConfigError
+from stablelearn.model import MLP, Params, forward, init_params, validate_widths
+from stablelearn.optim import (
+    Optimizer,
+    OptimizerStructure,
+    build_transform,
+    optimizer_structure,
+    stack_hyperparameters,
+)
+from stablelearn.results import Timing, TrainResult
+
+_SHUFFLE_STREAM = 0x5EED  # keeps the shuffle stream apart from any other use of a seed
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to fit, with Keras' `fit()` names and defaults (epochs as in the lesson)."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    loss: str = "mse"
+    metrics: tuple[str, ...] = ()
+    bce_form: str = "logits"
+    shuffle: bool = True
+    validation: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
+        object.__setattr__(self, "loss", losses.canonical_loss(self.loss))
+        object.__setattr__(self, "metrics", losses.check_metrics(self.loss, tuple(self.metrics)))
+        if self.bce_form not in losses.BCE_FORMS:
+            raise ConfigError(
+                f"bce_form must be one of {', '.join(losses.BCE_FORMS)}, got {self.bce_form!r}."
+            )
+
+    @classmethod
+    def for_task(cls, task: str, **overrides: Any) -> "TrainConfig":
+        """The lesson's choice for a task: MSE for regression; BCE + accuracy for binary."""
+        if task == "binary":
+            defaults: dict[str, Any] = {"loss": "binary_crossentropy", "metrics": ("accuracy",)}
+        else:
+            defaults = {"loss": "mse"}
+        return cls(**{**defaults, **overrides})
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """One model to train: its spec, optimizer, data, seed and free-form tags."""
+
+    model: MLP
+    optimizer: Optimizer
+    data: PreparedData
+    seed: int = 0
+    config: TrainConfig = field(default_factory=TrainConfig)
+    tags: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int | np.integer)
+            or self.seed < 0
+        ):
+            raise ConfigError(f"A seed must be a non-negative integer, got {self.seed!r}.")
+        validate_widths(self.model, self.data.n_features)
+        if self.model.output.units != 1:
+            raise ConfigError(
+                f"The output layer must have 1 unit for {self.data.task} targets, got {self.model.output.units}."
+            )
+        if self.data.task == "binary" and self.config.loss != "binary_crossentropy":
+            raise ConfigError("A binary target needs loss='binary_crossentropy'.")
+        if self.data.task == "regression" and self.config.loss != "mse":
+            raise ConfigError("A regression target needs loss='mse'.")
+
+
+@dataclass(frozen=True)
+class Program:
+    """Everything that selects compiled code; equal programs reuse one compilation."""
+
+    model: MLP
+    optimizer: OptimizerStructure
+    loss: str
+    metrics: tuple[str, ...]
+    bce_form: str
+    validation: bool
+
+
+def _evaluate(
+    program: Program, params: Params, x_t: jax.Array, y: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Loss and metrics of one model on a whole split, plus its predictions."""
+    logits, output = forward(program.model, params, x_t)
+    weights = jnp.ones_like(y)
+    scores = [
+        losses.weighted_mean(
+            losses.per_example_loss(program.loss, logits[0], output[0], y, program.bce_form),
+            weights,
+        )
+    ]
+    for metric in program.metrics:
+        mean = losses.weighted_mean(losses.per_example_metric(metric, output[0], y), weights)
+        scores.append(losses.finish_metric(metric, mean))
+    return jnp.stack(scores), output[0]
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+def _train_program(
+    program: Program,
+    params: Params,
+    hyperparameters: dict[str, jax.Array],
+    variant: jax.Array,
+    train_x: jax.Array,
+    train_y: jax.Array,
+    test_x_t: jax.Array,
+    test_y: jax.Array,
+    batch_rows: jax.Array,
+    batch_weights: jax.Array,
+) -> dict[str, jax.Array]:
+    """All epochs of all models. Shapes: M models, V data variants, E epochs, S steps.
+
+    params and hyperparameters lead with [M]; variant [M] picks each model's data;
+    train_x [V, N, F]; train_y [V, N]; test_x_t [V, F, Nt]; test_y [V, Nt];
+    batch_rows [E, S, M, B] row indices; batch_weights [S, B] (0 marks padding).
+    """
+    n_layers = len(program.model.layers)
+    n_train = train_y.shape[1]
+
+    def transform(hp: dict[str, jax.Array]) -> optax.GradientTransformation:
+        return build_transform(program.optimizer, hp, n_layers)
+
+    def model_step(params, opt_state, hp, v, rows, weights):
+        # one gather of whole rows; indexing the variant first would copy its full split
+        x_t = train_x[v, rows].T
+        y = train_y[v, rows]
+
+        def batch_loss(p):
+            logits, output = forward(program.model, p, x_t)
+            per_row = losses.per_example_loss(
+                program.loss, logits[0], output[0], y, program.bce_form
+            )
+            return losses.weighted_mean(per_row, weights), output[0]
+
+        (loss, output), grads = jax.value_and_grad(batch_loss, has_aux=True)(params)
+        updates, opt_state = transform(hp).update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        batch_size = jnp.sum(weights)
+        sums = [loss * batch_size]
+        sums += [
+            jnp.sum(losses.per_example_metric(m, output, y) * weights) for m in program.metrics
+        ]
+        return params, opt_state, jnp.stack(sums)
+
+    steps = jax.vmap(model_step, in_axes=(0, 0, 0, 0, 0, None))
+    evaluate = jax.vmap(
+        lambda p, v, x_t, y: _evaluate(program, p, x_t[v], y[v]), in_axes=(0, 0, None, None)
+    )
+
+    def step(carry, xs):
+        params, opt_state = carry
+        rows, weights = xs
+        params, opt_state, sums = steps(params, opt_state, hyperparameters, variant, rows, weights)
+        return (params, opt_state), sums
+
+    def epoch(carry, rows):
+        carry, sums = jax.lax.scan(step, carry, (rows, batch_weights))
+        means = sums.sum(axis=0) / n_train
+        scores = [means[:, 0]]
+        scores += [losses.finish_metric(m, means[:, i + 1]) for i, m in enumerate(program.metrics)]
+        out = {"train": jnp.stack(scores, axis=1)}
+        out["finite"] = jax.vmap(_all_finite)(carry[0]) & jnp.isfinite(means[:, 0])
+        if program.validation:
+            out["val"], _ = evaluate(carry[0], variant, test_x_t, test_y)
+        return carry, out
+
+    opt_state = jax.vmap(lambda p, hp: transform(hp).init(p))(params, hyperparameters)
+    (params, _), history = jax.lax.scan(epoch, (params, opt_state), batch_rows)
+    train_scores, train_pred = evaluate(params, variant, jnp.swapaxes(train_x, 1, 2), train_y)
+    test_scores, test_pred = evaluate(params, variant, test_x_t, test_y)
+    return {
+        "history": history,
+        "train_scores": train_scores,
+        "test_scores": test_scores,
+        "train_pred": train_pred,
+        "test_pred": test_pred,
+        "params": params,
+    }
+
+
+_jitted_train = jax.jit(_train_program, static_argnums=0)
+_jitted_init = jax.jit(
+    lambda model, seeds: jax.vmap(lambda s: init_params(model, jax.random.key(s)))(seeds),
+    static_argnums=0,
+)
+_COMPILED: dict[Any, Any] = {}
+
+
+def _compiled(jitted: Any, static: Any, args: tuple) -> tuple[Callable, float]:
+    """`jitted` compiled ahead of time for `static` and these argument shapes, and the
+    seconds compilation took (0 when an earlier call already compiled it)."""
+    leaves, treedef = jax.tree.flatten(args)
+    key = (jitted, static, treedef, tuple((leaf.shape, leaf.dtype) for leaf in leaves))
+    if key in _COMPILED:
+        return _COMPILED[key], 0.0
+    start = time.perf_counter()
+    compiled = jitted.lower(static, *args).compile()
+    _COMPILED[key] = compiled
+    return compiled, time.perf_counter() - start
+
+
+def _init_compiled(model: MLP, seeds: Sequence[int]) -> tuple[Params, float]:
+    seed_array = np.asarray(seeds, np.uint32)
+    compiled, compile_s = _compiled(_jitted_init, model, (seed_array,))
+    return compiled(seed_array), compile_s
+
+
+def init_ensemble(model: MLP, seeds: Sequence[int]) -> Params:
+    """Parameters for each seed, stacked on a leading model axis."""
+    return _init_compiled(model, seeds)[0]
+
+
+def batch_schedule(
+    seeds: Sequence[int], n_rows: int, epochs: int, batch_size: int, shuffle: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices [epochs, steps, models, batch] and row weights [steps, batch].
+
+    Each model draws its epoch permutations from its own NumPy Generator, so a model's
+    batches depend on its seed alone, never on the ensemble it is trained in.
+    """
+    batch = min(batch_size, n_rows)
+    steps = math.ceil(n_rows / batch)
+    padded = steps * batch
+    order = np.arange(n_rows, dtype=np.int32)
+    rows = np.zeros((len(seeds), epochs, padded), np.int32)
+    for m, seed in enumerate(seeds):
+        if shuffle:
+            rng = np.random.default_rng([int(seed), _SHUFFLE_STREAM])
+            rows[m, :, :n_rows] = rng.permuted(np.broadcast_to(order, (epochs, n_rows)), axis=1)
+        else:
+            rows[m, :, :n_rows] = order
+    weights = (np.arange(padded) < n_rows).astype(np.float32).reshape(steps, batch)
+    return rows.reshape(len(seeds), epochs, steps, batch).transpose(1, 2, 0, 3), weights
+
+
+def _group_key(run: Run) -> tuple:
+    data = run.data
+    shapes = (data.train_x.shape, data.test_x.shape)
+    structure = optimizer_structure([run.optimizer])
+    return (run.model, structure.kind, structure.nesterov, run.config, shapes)
+
+
+def _train_group(runs: Sequence[Run], params: Params | None) -> dict[str, Any]:
+    first = runs[0]
+    config = first.config
+    structure = optimizer_structure([r.optimizer for r in runs])
+    program = Program(
+        first.model, structure, config.loss, config.metrics, config.bce_form, config.validation
+    )
+    variants: list[PreparedData] = []
+    variant_of: dict[int, int] = {}
+    for run in runs:
+        if id(run.data) not in variant_of:
+            variant_of[id(run.data)] = len(variants)
+            variants.append(run.data)
+    seeds = [int(r.seed) for r in runs]
+    init_compile_s = 0.0
+    if params is None:
+        params, init_compile_s = _init_compiled(first.model, seeds)
+    start = time.perf_counter()
+    rows, weights = batch_schedule(
+        seeds, len(first.data.train_y), config.epochs, config.batch_size, config.shuffle
+    )
+    args = (
+        params,
+        stack_hyperparameters([r.optimizer for r in runs], structure, len(first.model.layers)),
+        np.asarray([variant_of[id(r.data)] for r in runs], np.int32),
+        np.stack([v.train_x for v in variants]),
+        np.stack([v.train_y for v in variants]),
+        np.stack([v.test_x.T for v in variants]),
+        np.stack([v.test_y for v in variants]),
+        rows,
+        weights,
+    )
+    prepare_s = time.perf_counter() - start
+    compiled, compile_s = _compiled(_jitted_train, program, args)
+    start = time.perf_counter()
+    out = jax.tree.map(np.asarray, jax.block_until_ready(compiled(*args)))
+    return {
+        "program": program,
+        "out": out,
+        "prepare_s": prepare_s,
+        "compile_s": compile_s + init_compile_s,
+        "train_s": time.perf_counter() - start,
+    }
+
+
+def train(runs: Sequence[Run], initial_params: Params | None = None) -> TrainResult:
+    """Train every run; runs with equal shapes and code paths share one compiled program.
+
+    Results come back in the order of `runs`. `initial_params` (stacked over all runs,
+    only allowed when they form one ensemble) replaces the seeded initialization, for
+    experiments that start from given weights.
+    """
+    runs = list(runs)
+    if not runs:
+        raise ConfigError("Nothing to train: give at least one run.")
+    epochs = {r.config.epochs for r in runs}
+    if len(epochs) > 1:
+        raise ConfigError(f"Runs trained together must share epochs, got {sorted(epochs)}.")
+    groups: dict[tuple, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(_group_key(run), []).append(i)
+    if initial_params is not None and len(groups) > 1:
+        raise ConfigError(
+            "initial_params needs runs that form one ensemble (same shapes and code paths)."
+        )
+    trained = [
+        (idx, _train_group([runs[i] for i in idx], initial_params)) for idx in groups.values()
+    ]
+    return TrainResult.from_groups(runs, trained, epochs.pop())
+
+
+def fit(
+    model: MLP,
+    optimizer: Optimizer,
+    data: PreparedData,
+    seeds: Sequence[int] | int = 1,
+    **config: Any,
+) -> TrainResult:
+    """Train `model` once per seed on `data`; `seeds=n` means seeds 0..n-1.
+
+    Keyword arguments go to TrainConfig (epochs, batch_size, loss, metrics...); loss and
+    metrics default to the lesson's choice for the data's task.
+    """
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    run_config = TrainConfig.for_task(data.task, **config)
+    return train(
+        [Run(model, optimizer, data, s, run_config, {"repeat": i}) for i, s in enumerate(seed_list)]
+    )
+
+
+__all__ = [
+    "Program",
+    "Run",
+    "Timing",
+    "TrainConfig",
+    "batch_schedule",
+    "fit",
+    "init_ensemble",
+    "train",
+]

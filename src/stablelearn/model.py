@@ -1,0 +1,149 @@
+"""Multilayer perceptrons as data: a spec, its parameters, and a pure forward pass.
+
+Parameters are a tuple with one {"kernel", "bias"} dict per layer. Kernels are
+[units, inputs] and activations [units, batch] ("hidden-major"): with a leading model
+axis added by vmap, this is the layout that ran fastest on CPU (../shared/DESIGN.md).
+"""
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+
+from stablelearn.activations import check_activation, get_activation
+from stablelearn.errors import ConfigError
+from stablelearn.initializers import Initializer, as_initializer, sample
+
+Params = tuple[dict[str, jax.Array], ...]
+
+
+@dataclass(frozen=True)
+class Dense:
+    """One fully connected layer, named and defaulted as Keras' `Dense`."""
+
+    units: int
+    activation: str = "linear"
+    kernel_initializer: Initializer | str | Mapping[str, Any] = "glorot_uniform"
+    bias_initializer: Initializer | str | Mapping[str, Any] = "zeros"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.units, bool) or not isinstance(self.units, int) or self.units < 1:
+            raise ConfigError(
+                f"A Dense layer needs a positive integer of units, got {self.units!r}."
+            )
+        check_activation(self.activation)
+        object.__setattr__(self, "kernel_initializer", as_initializer(self.kernel_initializer))
+        object.__setattr__(self, "bias_initializer", as_initializer(self.bias_initializer))
+
+
+@dataclass(frozen=True)
+class MLP:
+    """An input width, hidden layers and an output layer.
+
+    Equal specs hash equal, so a spec is the key under which compiled programs are reused.
+    """
+
+    input_dim: int
+    hidden: tuple[Dense, ...] = field(default=())
+    output: Dense = field(default_factory=lambda: Dense(1))
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.input_dim, bool)
+            or not isinstance(self.input_dim, int)
+            or self.input_dim < 1
+        ):
+            raise ConfigError(f"input_dim must be a positive integer, got {self.input_dim!r}.")
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        for layer in (*self.hidden, self.output):
+            if not isinstance(layer, Dense):
+                raise ConfigError(f"Layers must be Dense specs, got {layer!r}.")
+
+    @classmethod
+    def stack(
+        cls,
+        input_dim: int,
+        depth: int,
+        units: int,
+        activation: str = "relu",
+        kernel_initializer: Initializer | str | Mapping[str, Any] = "glorot_uniform",
+        output: Dense | None = None,
+    ) -> "MLP":
+        """`depth` identical hidden layers, the lesson's way of building deeper networks."""
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise ConfigError(f"depth must be a non-negative integer, got {depth!r}.")
+        layer = Dense(units, activation, kernel_initializer)
+        return cls(input_dim, (layer,) * depth, output or Dense(1))
+
+    @property
+    def layers(self) -> tuple[Dense, ...]:
+        return (*self.hidden, self.output)
+
+    @property
+    def depth(self) -> int:
+        return len(self.hidden)
+
+    def describe(self) -> str:
+        """A one-line summary such as '20-25(relu)-1(linear)'."""
+        parts = [str(self.input_dim)] + [
+            f"{layer.units}({layer.activation})" for layer in self.layers
+        ]
+        return "-".join(parts)
+
+    def parameter_count(self) -> int:
+        widths = [self.input_dim] + [layer.units for layer in self.layers]
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(widths))
+
+
+def init_params(model: MLP, key: jax.Array) -> Params:
+    """Draw one model's parameters; a model's seed alone decides them."""
+    params = []
+    fan_in = model.input_dim
+    for layer, layer_key in zip(
+        model.layers, jax.random.split(key, len(model.layers)), strict=True
+    ):
+        kernel_key, bias_key = jax.random.split(layer_key)
+        params.append(
+            {
+                "kernel": sample(layer.kernel_initializer, kernel_key, (layer.units, fan_in)),
+                "bias": sample(layer.bias_initializer, bias_key, (layer.units,)),
+            }
+        )
+        fan_in = layer.units
+    return tuple(params)
+
+
+def forward_layers(
+    model: MLP, params: Params, x_t: jax.Array
+) -> tuple[list[jax.Array], list[jax.Array]]:
+    """Every layer's pre-activation and activation, each [units, batch].
+
+    x_t is the input batch transposed to [input_dim, batch].
+    """
+    pre_activations, activations, h = [], [], x_t
+    for layer, p in zip(model.layers, params, strict=True):
+        z = p["kernel"] @ h + p["bias"][:, None]
+        h = get_activation(layer.activation)(z)
+        pre_activations.append(z)
+        activations.append(h)
+    return pre_activations, activations
+
+
+def forward(model: MLP, params: Params, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The output layer's (logits, output): losses on sigmoid outputs use the logits."""
+    pre_activations, activations = forward_layers(model, params, x_t)
+    return pre_activations[-1], activations[-1]
+
+
+def layer_names(model: MLP) -> list[str]:
+    return [f"hidden_{i + 1}" for i in range(model.depth)] + ["output"]
+
+
+def validate_widths(model: MLP, n_features: int) -> None:
+    if model.input_dim != n_features:
+        raise ConfigError(
+            f"The model expects {model.input_dim} inputs but the data has {n_features} "
+            f"feature columns; set input_dim={n_features}."
+        )

@@ -1,0 +1,185 @@
+"""Training results as plain data: NumPy arrays with a leading model axis, plus metadata.
+
+Names follow Keras: history keys are `loss`, `val_loss`, `accuracy`, `val_accuracy`...;
+final scores are what `model.evaluate` returns on each split with the final weights.
+Regression scores also come in the target's original units (`mse_original`,
+`rmse_original`, `mae_original`), computed by inverting the fitted target scaler on
+targets and predictions (equal to the scaled ones when the target was not scaled).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stablelearn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stablelearn.engine import Run
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where the time went: host-side preparation, XLA compilation, and training itself."""
+
+    prepare_s: float
+    compile_s: float
+    train_s: float
+    programs: int
+    models: int
+
+    @property
+    def total_s(self) -> float:
+        return self.prepare_s + self.compile_s + self.train_s
+
+
+def _original_unit_scores(
+    data: Any, predictions: np.ndarray, targets: np.ndarray
+) -> dict[str, float]:
+    y_hat = data.target_to_original(predictions)
+    y = data.target_to_original(targets)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mse = float(np.mean((y_hat - y) ** 2))
+        mae = float(np.mean(np.abs(y_hat - y)))
+    return {"mse_original": mse, "rmse_original": float(np.sqrt(mse)), "mae_original": mae}
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """Everything measured for a list of runs, in the order the runs were given.
+
+    history[name] is [models, epochs]; train_scores/test_scores[name] are [models];
+    diverged_epoch is the 1-based epoch in which a model's loss or weights first became
+    NaN/Inf, or -1 if they never did.
+    """
+
+    runs: tuple["Run", ...]
+    epochs: int
+    history: dict[str, np.ndarray]
+    train_scores: dict[str, np.ndarray]
+    test_scores: dict[str, np.ndarray]
+    diverged_epoch: np.ndarray
+    train_predictions: tuple[np.ndarray, ...]
+    test_predictions: tuple[np.ndarray, ...]
+    final_params: tuple[Any, ...]
+    timing: Timing
+
+    @property
+    def n_models(self) -> int:
+        return len(self.runs)
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.diverged_epoch >= 1
+
+    @property
+    def seeds(self) -> np.ndarray:
+        return np.asarray([r.seed for r in self.runs])
+
+    def tag(self, name: str) -> list[Any]:
+        """The value of tag `name` for every model (None where a run lacks it)."""
+        return [r.tags.get(name) for r in self.runs]
+
+    def select(self, mask: Sequence[bool] | np.ndarray) -> "TrainResult":
+        """The models where mask is True, e.g. result.select(np.array(result.tag('variant')) == 'a')."""
+        keep = np.flatnonzero(np.asarray(mask, bool))
+        return TrainResult(
+            runs=tuple(self.runs[i] for i in keep),
+            epochs=self.epochs,
+            history={k: v[keep] for k, v in self.history.items()},
+            train_scores={k: v[keep] for k, v in self.train_scores.items()},
+            test_scores={k: v[keep] for k, v in self.test_scores.items()},
+            diverged_epoch=self.diverged_epoch[keep],
+            train_predictions=tuple(self.train_predictions[i] for i in keep),
+            test_predictions=tuple(self.test_predictions[i] for i in keep),
+            final_params=tuple(self.final_params[i] for i in keep),
+            timing=self.timing,
+        )
+
+    def records(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per model: seed, tags, divergence and final scores."""
+        rows = []
+        for i, run in enumerate(self.runs):
+            row: dict[str, Any] = {"model": i, "seed": int(run.seed), **dict(run.tags)}
+            epoch = int(self.diverged_epoch[i])
+            row["diverged"] = epoch >= 1
+            row["diverged_epoch"] = epoch if epoch >= 1 else None
+            for split, scores in (("train", self.train_scores), ("test", self.test_scores)):
+                for name, values in scores.items():
+                    value = float(values[i])
+                    row[f"{split}_{name}"] = value if np.isfinite(value) else None
+            rows.append(row)
+        return rows
+
+    @classmethod
+    def from_groups(
+        cls, runs: Sequence["Run"], groups: Sequence[tuple[list[int], dict[str, Any]]], epochs: int
+    ) -> "TrainResult":
+        """Stitch the outputs of each compiled group back into the order of `runs`."""
+        n = len(runs)
+        programs = {id(g["program"]) for _, g in groups}
+        metric_sets = {(g["program"].metrics, g["program"].validation) for _, g in groups}
+        if len(metric_sets) > 1:
+            raise ConfigError(
+                "Runs trained together must share their loss, metrics and validation setting."
+            )
+        program = groups[0][1]["program"]
+        names = ["loss", *program.metrics]
+        history = {name: np.full((n, epochs), np.nan, np.float32) for name in names}
+        if program.validation:
+            history |= {f"val_{name}": np.full((n, epochs), np.nan, np.float32) for name in names}
+        train_scores = {name: np.full(n, np.nan) for name in names}
+        test_scores = {name: np.full(n, np.nan) for name in names}
+        diverged_epoch = np.full(n, -1, np.int64)
+        train_pred: list[Any] = [None] * n
+        test_pred: list[Any] = [None] * n
+        params: list[Any] = [None] * n
+        for indices, group in groups:
+            out = group["out"]
+            idx = np.asarray(indices)
+            for j, name in enumerate(names):
+                history[name][idx] = out["history"]["train"][:, :, j].T
+                if program.validation:
+                    history[f"val_{name}"][idx] = out["history"]["val"][:, :, j].T
+                train_scores[name][idx] = out["train_scores"][:, j]
+                test_scores[name][idx] = out["test_scores"][:, j]
+            finite = out["history"]["finite"].T  # [models, epochs]
+            first_bad = np.argmax(~finite, axis=1)
+            diverged_epoch[idx] = np.where(finite.all(axis=1), -1, first_bad + 1)
+            for k, i in enumerate(indices):
+                train_pred[i] = out["train_pred"][k]
+                test_pred[i] = out["test_pred"][k]
+                params[i] = [
+                    {name: leaf[k] for name, leaf in layer.items()} for layer in out["params"]
+                ]
+        if program.loss == "mse":
+            extra = [
+                (
+                    _original_unit_scores(runs[i].data, train_pred[i], runs[i].data.train_y),
+                    _original_unit_scores(runs[i].data, test_pred[i], runs[i].data.test_y),
+                )
+                for i in range(n)
+            ]
+            for key in extra[0][0]:
+                train_scores[key] = np.asarray([e[0][key] for e in extra])
+                test_scores[key] = np.asarray([e[1][key] for e in extra])
+        timing = Timing(
+            prepare_s=sum(g["prepare_s"] for _, g in groups),
+            compile_s=sum(g["compile_s"] for _, g in groups),
+            train_s=sum(g["train_s"] for _, g in groups),
+            programs=len(programs),
+            models=n,
+        )
+        return cls(
+            tuple(runs),
+            epochs,
+            history,
+            train_scores,
+            test_scores,
+            diverged_epoch,
+            tuple(train_pred),
+            tuple(test_pred),
+            tuple(params),
+            timing,
+        )
