@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.datasets import make_circles, make_regression
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-from stablelearn.errors import ConfigError, DataError
+from stablelearn.errors import ConfigError, DataError, is_integer
 
 Task = Literal["regression", "binary"]
 SCALERS = ("none", "standard", "minmax", "robust")
@@ -207,7 +207,7 @@ def split_rows(
     """
     n = len(dataset.y)
     if n_train is not None:
-        if isinstance(n_train, bool) or not isinstance(n_train, int) or not 2 <= n_train <= n - 2:
+        if not is_integer(n_train) or not 2 <= n_train <= n - 2:
             raise ConfigError(
                 f"n_train must be an integer from 2 to {n - 2} for {n} rows, got {n_train!r}."
             )

@@ -30,7 +30,7 @@ import optax
 
 from stablelearn import losses
 from stablelearn.data import PreparedData
-from stablelearn.errors import ConfigError
+from stablelearn.errors import ConfigError, is_integer
 from stablelearn.model import MLP, Params, forward, init_params, validate_widths
 from stablelearn.optim import (
     Optimizer,
@@ -59,7 +59,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
         object.__setattr__(self, "loss", losses.canonical_loss(self.loss))
         object.__setattr__(self, "metrics", losses.check_metrics(self.loss, tuple(self.metrics)))
@@ -90,11 +90,7 @@ class Run:
     tags: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.seed, bool)
-            or not isinstance(self.seed, int | np.integer)
-            or self.seed < 0
-        ):
+        if not is_integer(self.seed) or self.seed < 0:
             raise ConfigError(f"A seed must be a non-negative integer, got {self.seed!r}.")
         validate_widths(self.model, self.data.n_features)
         if self.model.output.units != 1:

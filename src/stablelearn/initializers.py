@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from stablelearn.errors import ConfigError
+from stablelearn.errors import ConfigError, is_number
 
 # name -> (scale, mode, distribution) of Keras' VarianceScaling
 _VARIANCE_SCALING = {
@@ -53,7 +53,7 @@ class Initializer:
                 raise ConfigError(
                     f"Initializer {self.name!r} got unknown argument {key!r}; it takes {expected}."
                 )
-            if not isinstance(value, int | float) or not math.isfinite(value):
+            if not is_number(value) or not math.isfinite(value):
                 raise ConfigError(
                     f"Initializer {self.name!r} argument {key!r} must be a finite number, "
                     f"got {value!r}."

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 
 from stablelearn.activations import check_activation, get_activation
-from stablelearn.errors import ConfigError
+from stablelearn.errors import ConfigError, is_integer
 from stablelearn.initializers import Initializer, as_initializer, sample
 
 Params = tuple[dict[str, jax.Array], ...]
@@ -29,7 +29,7 @@ class Dense:
     bias_initializer: Initializer | str | Mapping[str, Any] = "zeros"
 
     def __post_init__(self) -> None:
-        if isinstance(self.units, bool) or not isinstance(self.units, int) or self.units < 1:
+        if not is_integer(self.units) or self.units < 1:
             raise ConfigError(
                 f"A Dense layer needs a positive integer of units, got {self.units!r}."
             )
@@ -50,11 +50,7 @@ class MLP:
     output: Dense = field(default_factory=lambda: Dense(1))
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.input_dim, bool)
-            or not isinstance(self.input_dim, int)
-            or self.input_dim < 1
-        ):
+        if not is_integer(self.input_dim) or self.input_dim < 1:
             raise ConfigError(f"input_dim must be a positive integer, got {self.input_dim!r}.")
         object.__setattr__(self, "hidden", tuple(self.hidden))
         for layer in (*self.hidden, self.output):
@@ -72,7 +68,7 @@ class MLP:
         output: Dense | None = None,
     ) -> "MLP":
         """`depth` identical hidden layers, the lesson's way of building deeper networks."""
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        if not is_integer(depth) or depth < 0:
             raise ConfigError(f"depth must be a non-negative integer, got {depth!r}.")
         layer = Dense(units, activation, kernel_initializer)
         return cls(input_dim, (layer,) * depth, output or Dense(1))
@@ -86,11 +82,16 @@ class MLP:
         return len(self.hidden)
 
     def describe(self) -> str:
-        """A one-line summary such as '20-25(relu)-1(linear)'."""
-        parts = [str(self.input_dim)] + [
-            f"{layer.units}({layer.activation})" for layer in self.layers
-        ]
-        return "-".join(parts)
+        """A one-line summary such as '2-5(relu)x15-1(sigmoid)' (x15: fifteen equal layers)."""
+        parts: list[list] = []
+        for i, layer in enumerate(self.layers):
+            text = f"{layer.units}({layer.activation})"
+            if parts and parts[-1][0] == text and i < self.depth:
+                parts[-1][1] += 1
+            else:
+                parts.append([text, 1])
+        body = [text if count == 1 else f"{text}x{count}" for text, count in parts]
+        return "-".join([str(self.input_dim), *body])
 
     def parameter_count(self) -> int:
         widths = [self.input_dim] + [layer.units for layer in self.layers]

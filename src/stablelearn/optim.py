@@ -29,7 +29,7 @@ import jax
 import numpy as np
 import optax
 
-from stablelearn.errors import ConfigError
+from stablelearn.errors import ConfigError, is_number
 
 Threshold = float | tuple[float, ...] | None
 CLIP_MODES = ("clipnorm", "clipvalue", "global_clipnorm")
@@ -38,7 +38,7 @@ CLIP_MODES = ("clipnorm", "clipvalue", "global_clipnorm")
 def _check_number(
     owner: str, name: str, value: Any, low: float, high: float, *, open_low: bool, open_high: bool
 ) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_number(value) or not math.isfinite(value):
         raise ConfigError(f"{owner} {name} must be a finite number, got {value!r}.")
     too_low = value <= low if open_low else value < low
     too_high = value >= high if open_high else value > high

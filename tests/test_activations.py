@@ -1,0 +1,93 @@
+"""Activations by their Keras names, checked against NumPy reference formulas."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stablelearn.activations import ACTIVATIONS, check_activation, get_activation
+from stablelearn.errors import ConfigError
+
+X = np.linspace(-4.0, 4.0, 81)  # includes 0 and both signs
+_erf = np.vectorize(math.erf)
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+REFERENCE = {
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "tanh": np.tanh,
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),  # Keras 3 negative_slope=0.2
+    "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
+    "selu": lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(x)),
+    "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),  # exact erf form
+    "softplus": lambda x: np.log1p(np.exp(x)),
+}
+
+
+def _evaluate(name: str, x: np.ndarray) -> np.ndarray:
+    return np.asarray(get_activation(name)(jnp.asarray(x, jnp.float32)), np.float64)
+
+
+def test_reference_covers_every_activation():
+    assert set(REFERENCE) == set(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_matches_reference(name):
+    out = _evaluate(name, X)
+    assert out.shape == X.shape
+    np.testing.assert_allclose(out, REFERENCE[name](X), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_keeps_shape_of_hidden_major_batches(name):
+    z = jax.random.normal(jax.random.key(0), (5, 7))
+    out = get_activation(name)(z)
+    assert out.shape == (5, 7)
+    assert out.dtype == jnp.float32
+    np.testing.assert_allclose(
+        np.asarray(out), REFERENCE[name](np.asarray(z, np.float64)), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_leaky_relu_slope_is_keras3_default():
+    out = _evaluate("leaky_relu", np.array([-10.0, -1.0, 0.0, 3.0]))
+    np.testing.assert_allclose(out, [-2.0, -0.2, 0.0, 3.0], rtol=1e-6)
+    # JAX's own default slope (0.01) would give -0.1 at -10
+    assert out[0] != pytest.approx(-0.1)
+
+
+def test_gelu_is_exact_erf_form_not_tanh_approximation():
+    exact = REFERENCE["gelu"](X)
+    tanh_approx = np.asarray(jax.nn.gelu(jnp.asarray(X, jnp.float32), approximate=True))
+    out = _evaluate("gelu", X)
+    np.testing.assert_allclose(out, exact, atol=2e-6)
+    # the two forms differ by ~5e-4 around |x| = 2.7: far above the tolerance above
+    assert np.abs(tanh_approx - exact).max() > 1e-4
+    assert np.abs(out - exact).max() < np.abs(tanh_approx - exact).max() / 50
+
+
+def test_gelu_known_values():
+    # gelu(1) = 0.5 * (1 + erf(1/sqrt 2)) = Phi(1) = 0.8413447...
+    out = _evaluate("gelu", np.array([1.0, -1.0]))
+    np.testing.assert_allclose(out, [0.8413447460685429, -0.15865525393145707], rtol=1e-6)
+
+
+def test_check_activation_returns_name():
+    for name in ACTIVATIONS:
+        assert check_activation(name) == name
+        assert get_activation(name) is ACTIVATIONS[name]
+
+
+@pytest.mark.parametrize("bad", ["swish", "ReLU", "", "softmax"])
+def test_unknown_activation_lists_known_names(bad):
+    with pytest.raises(ConfigError, match=f"Unknown activation {bad!r}") as err:
+        check_activation(bad)
+    for name in ACTIVATIONS:
+        assert name in str(err.value)
+    with pytest.raises(ConfigError, match="expected one of"):
+        get_activation(bad)
