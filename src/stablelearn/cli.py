@@ -173,3 +173,153 @@ def train_command(
             },
         )
         console.print(f"Wrote {json_path}")
+
+
+def _progress(quiet: bool, total: int) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console, transient=True, disable=quiet,
+    )  # fmt: skip
+
+
+def _overrides(repeats: int | None, epochs: int | None, leak_free: bool) -> dict[str, Any]:
+    for name, value in (("--repeats", repeats), ("--epochs", epochs)):
+        if value is not None and value < 1:
+            raise StablelearnError(f"{name} must be at least 1, got {value}.")
+    return {"repeats": repeats, "epochs": epochs, "fit_scalers_on": "train" if leak_free else None}
+
+
+def _run_and_write(
+    experiments: list, folder: Path, quiet: bool, combined: bool
+) -> tuple[list, list, float]:
+    from stablelearn.reproduce import run_and_write
+
+    with _progress(quiet, len(experiments)) as progress:
+        task = progress.add_task("training", total=len(experiments))
+
+        def done(result: Any) -> None:
+            progress.update(task, description=f"trained {result.experiment.id}")
+            progress.advance(task)
+
+        return run_and_write(experiments, folder, done, combined)
+
+
+def _print_experiment(result: Any) -> None:
+    from stablelearn.report import lesson_lines
+
+    e = result.experiment
+    console.print(f"[bold]{e.title}[/bold] [dim]({e.id}, lesson {e.section})[/dim]")
+    if result.variants:
+        for line in lesson_lines(result):
+            console.print(line, highlight=False)
+        console.print(f"[dim]compile {result.compile_s:.2f} s, train {result.train_s:.2f} s[/dim]")
+
+
+def _print_claims(claims: list) -> None:
+    table = Table("claim", "verdict", title="The lesson's claims, checked")
+    for claim in claims:
+        color = (
+            "green"
+            if claim.verdict == "holds"
+            else ("red" if claim.verdict.startswith("does not") else "yellow")
+        )
+        table.add_row(claim.claim, f"[{color}]{claim.verdict}[/{color}]")
+    console.print(table)
+
+
+@app.command("list")
+@friendly_errors
+def list_command() -> None:
+    """List the shipped experiments, one line each, in lesson order."""
+    from stablelearn.experiments import catalog
+
+    table = Table("id", "lesson", "title", "runs")
+    for e in catalog():
+        runs = (
+            "-"
+            if e.kind == "data"
+            else f"{len(e.variants)} x {e.repeats} x {e.config.epochs} epochs"
+        )
+        table.add_row(e.id, e.section, e.title, runs)
+    console.print(table)
+
+
+@app.command("show")
+@friendly_errors
+def show_command(
+    experiment_id: Annotated[str, typer.Argument(help="An id from `stablelearn list`.")],
+) -> None:
+    """Print a shipped experiment file; copy it, edit it, and `stablelearn run` your copy."""
+    from stablelearn.experiments import catalog_text
+
+    typer.echo(catalog_text(experiment_id), nl=False)
+
+
+@app.command("run")
+@friendly_errors
+def run_command(
+    experiment: Annotated[
+        str, typer.Argument(help="A shipped experiment id or a path to a .toml file.")
+    ],
+    repeats: Annotated[int | None, typer.Option(help="Override the number of repeats.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default runs/<timestamp>-<id>).")
+    ] = None,
+    leak_free: Annotated[
+        bool,
+        typer.Option(
+            help="Fit scalers on the training rows even where the lesson fits them on all rows."
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run one experiment and write its run folder (summary.json, figures, report)."""
+    from stablelearn.experiments import resolve
+    from stablelearn.report import default_folder
+
+    spec = resolve(experiment).override(**_overrides(repeats, epochs, leak_free))
+    folder = out or default_folder(spec.id)
+    (result,), claims, wall_s = _run_and_write([spec], folder, quiet, combined=False)
+    _print_experiment(result)
+    if claims:
+        _print_claims(claims)
+    console.print(f"Wrote {folder} in {wall_s:.1f} s")
+
+
+@app.command("reproduce")
+@friendly_errors
+def reproduce_command(
+    repeats: Annotated[
+        int | None, typer.Option(help="Override every experiment's repeats.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Override every experiment's epochs (for quick looks).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default runs/<timestamp>-reproduce).")
+    ] = None,
+    leak_free: Annotated[
+        bool,
+        typer.Option(
+            help="Fit scalers on the training rows even where the lesson fits them on all rows."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option(help="No progress bar and no per-experiment printout.")
+    ] = False,
+) -> None:
+    """Run every case study of the lesson, check its claims, write one combined report."""
+    from stablelearn.experiments import catalog
+    from stablelearn.report import default_folder
+
+    experiments = [e.override(**_overrides(repeats, epochs, leak_free)) for e in catalog()]
+    folder = out or default_folder("reproduce")
+    results, claims, wall_s = _run_and_write(experiments, folder, quiet, combined=True)
+    if not quiet:
+        for result in results:
+            _print_experiment(result)
+    _print_claims(claims)
+    console.print(f"Wrote {folder} in {wall_s:.1f} s")

@@ -282,7 +282,10 @@ def _group_key(run: Run) -> tuple:
     return (run.model, structure.kind, structure.nesterov, run.config, shapes)
 
 
-def _train_group(runs: Sequence[Run], params: Params | None) -> dict[str, Any]:
+def _group_inputs(
+    runs: Sequence[Run], params: Params | None
+) -> tuple[Program, tuple, float, float]:
+    """The program and arguments for one ensemble, with preparation and init-compile seconds."""
     first = runs[0]
     config = first.config
     structure = optimizer_structure([r.optimizer for r in runs])
@@ -314,7 +317,11 @@ def _train_group(runs: Sequence[Run], params: Params | None) -> dict[str, Any]:
         rows,
         weights,
     )
-    prepare_s = time.perf_counter() - start
+    return program, args, time.perf_counter() - start, init_compile_s
+
+
+def _train_group(runs: Sequence[Run], params: Params | None) -> dict[str, Any]:
+    program, args, prepare_s, init_compile_s = _group_inputs(runs, params)
     compiled, compile_s = _compiled(_jitted_train, program, args)
     start = time.perf_counter()
     out = jax.tree.map(np.asarray, jax.block_until_ready(compiled(*args)))
@@ -325,6 +332,25 @@ def _train_group(runs: Sequence[Run], params: Params | None) -> dict[str, Any]:
         "compile_s": compile_s + init_compile_s,
         "train_s": time.perf_counter() - start,
     }
+
+
+def _groups(runs: Sequence[Run]) -> list[list[int]]:
+    """Indices of runs that share shapes and code paths, each group one compiled program."""
+    groups: dict[tuple, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(_group_key(run), []).append(i)
+    return list(groups.values())
+
+
+def compile_ahead(runs: Sequence[Run]) -> float:
+    """Compile the programs that `train(runs)` will use, without training; returns the
+    seconds spent. XLA compiles outside the GIL, so a caller can compile the next study
+    on one core while the current one trains on the other."""
+    total = 0.0
+    for indices in _groups(runs):
+        program, args, _, init_compile_s = _group_inputs([runs[i] for i in indices], None)
+        total += init_compile_s + _compiled(_jitted_train, program, args)[1]
+    return total
 
 
 def train(runs: Sequence[Run], initial_params: Params | None = None) -> TrainResult:
@@ -340,16 +366,12 @@ def train(runs: Sequence[Run], initial_params: Params | None = None) -> TrainRes
     epochs = {r.config.epochs for r in runs}
     if len(epochs) > 1:
         raise ConfigError(f"Runs trained together must share epochs, got {sorted(epochs)}.")
-    groups: dict[tuple, list[int]] = {}
-    for i, run in enumerate(runs):
-        groups.setdefault(_group_key(run), []).append(i)
+    groups = _groups(runs)
     if initial_params is not None and len(groups) > 1:
         raise ConfigError(
             "initial_params needs runs that form one ensemble (same shapes and code paths)."
         )
-    trained = [
-        (idx, _train_group([runs[i] for i in idx], initial_params)) for idx in groups.values()
-    ]
+    trained = [(idx, _train_group([runs[i] for i in idx], initial_params)) for idx in groups]
     return TrainResult.from_groups(runs, trained, epochs.pop())
 
 

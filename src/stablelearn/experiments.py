@@ -1,0 +1,361 @@
+"""Declarative experiments: a TOML file describes a case study; this module validates it.
+
+An experiment names a dataset, a model, an optimizer, training settings, a number of
+repeats and optionally variants, each overriding part of the base (an input scaler, a
+clip mode...). Every error names the file and the field, e.g.
+"input-scaling.toml: optimizer.learning_rate must be in (0, inf), got -1".
+
+    id = "standardized-target"
+    title = "MLP with a standardized target"
+    section = "2.1.2.2"
+    dataset = "lesson-regression"
+    epochs = 100
+    repeats = 10
+
+    [data]
+    target_scaler = "standard"
+
+    [model]
+    hidden = [{units = 25, activation = "relu", kernel_initializer = "he_uniform"}]
+    output = {units = 1, activation = "linear"}
+
+    [optimizer]
+    name = "sgd"
+    learning_rate = 0.01
+    momentum = 0.9
+
+    [[variants]]                # optional; each overrides the base
+    name = "normalized target"
+    data = {target_scaler = "minmax"}
+"""
+
+import copy
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from stablelearn.data import BUILTIN_DATASETS, Scaler, as_scaler
+from stablelearn.engine import TrainConfig
+from stablelearn.errors import ConfigError
+from stablelearn.model import MLP, Dense
+from stablelearn.optim import Optimizer, make_optimizer
+
+KINDS = ("train", "data")
+FIGURES = ("histograms", "target", "scatter", "learning_curves", "box")
+_TOP_LEVEL = {
+    "id", "title", "section", "description", "kind", "dataset", "n_train", "fit_scalers_on",
+    "epochs", "batch_size", "repeats", "seed", "validation", "bce_form", "figures", "data",
+    "model", "optimizer", "variants",
+}  # fmt: skip
+_DATA_KEYS = {"input_scaler", "target_scaler"}
+_MODEL_KEYS = {
+    "hidden",
+    "depth",
+    "units",
+    "activation",
+    "kernel_initializer",
+    "bias_initializer",
+    "output",
+}
+_LAYER_KEYS = {"units", "activation", "kernel_initializer", "bias_initializer"}
+_VARIANT_KEYS = {"name", "data", "model", "optimizer"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of an experiment: its resolved model, optimizer and scalers."""
+
+    name: str
+    model: MLP
+    optimizer: Optimizer
+    input_scaler: Scaler
+    target_scaler: Scaler
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment; `raw` keeps the parsed TOML for the run folder."""
+
+    id: str
+    title: str
+    section: str
+    description: str
+    kind: str
+    dataset: str
+    n_train: int
+    fit_scalers_on: str
+    config: TrainConfig
+    repeats: int
+    seed: int
+    figures: tuple[str, ...]
+    variants: tuple[Variant, ...]
+    raw: Mapping[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def metric(self) -> str:
+        """The number the lesson prints: test MSE (the loss) for regression, accuracy for circles."""
+        return "accuracy" if self.config.loss == "binary_crossentropy" else "loss"
+
+    def override(self, **fields: Any) -> "Experiment":
+        """The same experiment with top-level fields replaced (repeats, epochs, ...);
+        None values are ignored, so CLI options can be passed straight through."""
+        given = {k: v for k, v in fields.items() if v is not None}
+        if not given or self.kind == "data":
+            return self
+        return load_mapping({**self.raw, **given}, self.id)
+
+
+class _Fields:
+    """Typed access to one TOML table that names the offending field in every error."""
+
+    def __init__(self, source: str, table: Mapping[str, Any], prefix: str, allowed: set[str]):
+        if not isinstance(table, Mapping):
+            raise ConfigError(
+                f"{source}: {prefix.rstrip('.') or 'the file'} must be a table, got {table!r}."
+            )
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown field {prefix}{unknown[0]}; expected one of: {', '.join(sorted(allowed))}."
+            )
+        self.source, self.table, self.prefix = source, table, prefix
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.prefix}{key} {message}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.table:
+            if default is ...:
+                raise self.error(key, "is required.")
+            return default
+        value = self.table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            raise self.error(key, f"must be {_type_name(kind)}, got {value!r}.")
+        return value
+
+    def positive_int(self, key: str, default: Any = ...) -> int:
+        value = self.get(key, int, default)
+        if value < 1:
+            raise self.error(key, f"must be a positive integer, got {value!r}.")
+        return value
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _layer(source: str, table: Any, prefix: str) -> Dense:
+    fields = _Fields(source, table, prefix, _LAYER_KEYS)
+    try:
+        return Dense(
+            units=fields.get("units", int),
+            activation=fields.get("activation", str, "linear"),
+            kernel_initializer=fields.get("kernel_initializer", (str, dict), "glorot_uniform"),
+            bias_initializer=fields.get("bias_initializer", (str, dict), "zeros"),
+        )
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {prefix.rstrip('.')}: {err}") from None
+
+
+def _model(source: str, table: Any, n_features: int, prefix: str) -> MLP:
+    fields = _Fields(source, table, prefix, _MODEL_KEYS)
+    if "hidden" in table and "depth" in table:
+        raise fields.error("hidden", "and depth are alternatives; give one of them.")
+    if "depth" in table:
+        depth = fields.get("depth", int)
+        if depth < 0:
+            raise fields.error("depth", f"must be zero or more, got {depth}.")
+        layer = {
+            k: table[k]
+            for k in ("units", "activation", "kernel_initializer", "bias_initializer")
+            if k in table
+        }
+        hidden = [_layer(source, layer, f"{prefix}(depth layer).")] * depth
+    else:
+        extra = sorted(
+            set(table) & {"units", "activation", "kernel_initializer", "bias_initializer"}
+        )
+        if extra:
+            raise fields.error(
+                extra[0], "only applies together with depth; put it inside each hidden layer."
+            )
+        layers = fields.get("hidden", list, [])
+        hidden = [_layer(source, layer, f"{prefix}hidden[{i}].") for i, layer in enumerate(layers)]
+    output = _layer(source, fields.get("output", dict), f"{prefix}output.")
+    return MLP(n_features, tuple(hidden), output)
+
+
+def _optimizer(source: str, table: Any, prefix: str) -> Optimizer:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{source}: {prefix.rstrip('.')} must be a table, got {table!r}.")
+    kwargs = dict(table)
+    name = kwargs.pop("name", "sgd")
+    try:
+        return make_optimizer(name, **kwargs)
+    except (ConfigError, TypeError) as err:
+        raise ConfigError(f"{source}: {prefix.rstrip('.')}: {err}") from None
+
+
+def _scalers(source: str, table: Any, prefix: str) -> tuple[Scaler, Scaler]:
+    fields = _Fields(source, table, prefix, _DATA_KEYS)
+    try:
+        return (
+            as_scaler(fields.get("input_scaler", (str, dict), "none")),
+            as_scaler(fields.get("target_scaler", (str, dict), "none")),
+        )
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {prefix.rstrip('.')}: {err}") from None
+
+
+_N_FEATURES = {"lesson-regression": 20, "lesson-circles": 2}
+
+
+def load_mapping(raw: Mapping[str, Any], source: str) -> Experiment:
+    """Validate a parsed experiment table; `source` names it in error messages."""
+    top = _Fields(source, raw, "", _TOP_LEVEL)
+    experiment_id = top.get("id", str)
+    kind = top.get("kind", str, "train")
+    if kind not in KINDS:
+        raise top.error("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}.")
+    dataset = top.get("dataset", str)
+    if dataset not in BUILTIN_DATASETS:
+        raise top.error(
+            "dataset", f"must be one of {', '.join(BUILTIN_DATASETS)}, got {dataset!r}."
+        )
+    task = "binary" if dataset == "lesson-circles" else "regression"
+    figures = tuple(top.get("figures", list, []))
+    for name in figures:
+        if name not in FIGURES:
+            raise top.error(
+                "figures", f"lists unknown figure {name!r}; expected some of: {', '.join(FIGURES)}."
+            )
+    fit_on = top.get("fit_scalers_on", str, "train")
+    if fit_on not in ("train", "all"):
+        raise top.error("fit_scalers_on", f"must be 'train' or 'all', got {fit_on!r}.")
+    try:
+        config = TrainConfig.for_task(
+            task,
+            epochs=top.positive_int("epochs", 100),
+            batch_size=top.positive_int("batch_size", 32),
+            validation=top.get("validation", bool, True),
+            bce_form=top.get("bce_form", str, "logits"),
+        )
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    variants: list[Variant] = []
+    if kind == "train":
+        base = {key: raw.get(key, {}) for key in ("data", "model", "optimizer")}
+        if not base["model"]:
+            raise top.error("model", "is required for a training experiment.")
+        variant_tables = top.get("variants", list, []) or [{"name": experiment_id}]
+        names = set()
+        for i, table in enumerate(variant_tables):
+            fields = _Fields(source, table, f"variants[{i}].", _VARIANT_KEYS)
+            name = fields.get("name", str)
+            if name in names:
+                raise fields.error("name", f"{name!r} is used twice; variant names must be unique.")
+            names.add(name)
+            merged = _merge(base, {k: v for k, v in table.items() if k != "name"})
+            where = f"variants[{i}]." if "variants" in raw else ""
+            input_scaler, target_scaler = _scalers(source, merged["data"], f"{where}data.")
+            if task == "binary" and target_scaler.kind != "none":
+                raise ConfigError(
+                    f"{source}: {where}data.target_scaler only applies to regression datasets."
+                )
+            variants.append(
+                Variant(
+                    name=name,
+                    model=_model(source, merged["model"], _N_FEATURES[dataset], f"{where}model."),
+                    optimizer=_optimizer(source, merged["optimizer"], f"{where}optimizer."),
+                    input_scaler=input_scaler,
+                    target_scaler=target_scaler,
+                )
+            )
+    return Experiment(
+        id=experiment_id,
+        title=top.get("title", str, experiment_id),
+        section=top.get("section", str, ""),
+        description=top.get("description", str, ""),
+        kind=kind,
+        dataset=dataset,
+        n_train=top.positive_int("n_train", 500),
+        fit_scalers_on=fit_on,
+        config=config,
+        repeats=top.positive_int("repeats", 10),
+        seed=top.get("seed", int, 0),
+        figures=figures,
+        variants=tuple(variants),
+        raw=dict(raw),
+    )
+
+
+def load_file(path: str | Path) -> Experiment:
+    """Read and validate an experiment TOML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"No experiment file at {path}.")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path.name}: not valid TOML ({err}).") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path.name}: not a text file.") from None
+    return load_mapping(raw, path.name)
+
+
+def catalog_files() -> list[Any]:
+    """The shipped experiment files, in lesson order (their names start with a number)."""
+    folder = resources.files("stablelearn") / "catalog"
+    return sorted((f for f in folder.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name)
+
+
+def catalog() -> list[Experiment]:
+    experiments = []
+    for entry in catalog_files():
+        raw = tomllib.loads(entry.read_text(encoding="utf-8"))
+        experiments.append(load_mapping(raw, entry.name))
+    return experiments
+
+
+def catalog_text(experiment_id: str) -> str:
+    """The TOML source of a shipped experiment, for `stablelearn show`."""
+    for entry in catalog_files():
+        text = entry.read_text(encoding="utf-8")
+        if tomllib.loads(text).get("id") == experiment_id:
+            return text
+    raise ConfigError(f"No shipped experiment {experiment_id!r}; `stablelearn list` shows them.")
+
+
+def resolve(name_or_path: str) -> Experiment:
+    """A shipped experiment by id, or an experiment file by path."""
+    if name_or_path.endswith(".toml") or Path(name_or_path).exists():
+        return load_file(name_or_path)
+    for experiment in catalog():
+        if experiment.id == name_or_path:
+            return experiment
+    raise ConfigError(
+        f"No shipped experiment {name_or_path!r} and no such file; `stablelearn list` shows them."
+    )

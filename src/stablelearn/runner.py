@@ -1,0 +1,155 @@
+"""Run experiments: expand variants x repeats into engine runs and collect the results.
+
+Repeat r of every variant uses seed `experiment.seed + r`, so variants with the same
+architecture start from the same weights and see the same batch order: comparisons
+between variants are paired, and differences come from the variant alone.
+"""
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from stablelearn.data import Dataset, PreparedData, builtin_dataset, prepare
+from stablelearn.engine import Run, compile_ahead, train
+from stablelearn.experiments import Experiment, Variant
+from stablelearn.results import TrainResult
+
+
+@dataclass(frozen=True, eq=False)
+class VariantResult:
+    """One variant's prepared data and the TrainResult of its repeats, in repeat order."""
+
+    variant: Variant
+    data: PreparedData
+    result: TrainResult
+
+    @property
+    def name(self) -> str:
+        return self.variant.name
+
+
+@dataclass(frozen=True, eq=False)
+class ExperimentResult:
+    experiment: Experiment
+    dataset: Dataset
+    variants: tuple[VariantResult, ...]
+    compile_s: float = 0.0
+    train_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def metric(self) -> str:
+        return self.experiment.metric
+
+    def variant(self, name: str) -> VariantResult:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise KeyError(f"{self.experiment.id} has no variant {name!r}")
+
+
+def prepare_variant_data(experiment: Experiment, dataset: Dataset) -> list[PreparedData]:
+    """Each variant's scaled splits; variants with the same scalers share one object, so
+    the engine stores their arrays once."""
+    cache: dict[tuple[str, str], PreparedData] = {}
+    prepared = []
+    for variant in experiment.variants:
+        key = (str(variant.input_scaler), str(variant.target_scaler))
+        if key not in cache:
+            cache[key] = prepare(
+                dataset,
+                variant.input_scaler,
+                variant.target_scaler,
+                n_train=experiment.n_train,
+                fit_scalers_on=experiment.fit_scalers_on,
+            )
+        prepared.append(cache[key])
+    return prepared
+
+
+def experiment_runs(experiment: Experiment, prepared: Sequence[PreparedData]) -> list[Run]:
+    return [
+        Run(
+            variant.model,
+            variant.optimizer,
+            data,
+            experiment.seed + repeat,
+            experiment.config,
+            {"experiment": experiment.id, "variant": variant.name, "repeat": repeat},
+        )
+        for variant, data in zip(experiment.variants, prepared, strict=True)
+        for repeat in range(experiment.repeats)
+    ]
+
+
+def _experiment_inputs(experiment: Experiment) -> tuple[Dataset, list[PreparedData], list[Run]]:
+    dataset = builtin_dataset(experiment.dataset)
+    if experiment.kind == "data":
+        return dataset, [], []
+    prepared = prepare_variant_data(experiment, dataset)
+    return dataset, prepared, experiment_runs(experiment, prepared)
+
+
+def run_experiment(experiment: Experiment, compiled_ahead_s: float = 0.0) -> ExperimentResult:
+    """Train every variant and repeat of `experiment` (nothing for a data-only one).
+
+    `compiled_ahead_s` is compile time already spent on this experiment elsewhere (see
+    run_experiments), so the reported compile time stays honest.
+    """
+    start = time.perf_counter()
+    dataset, prepared, runs = _experiment_inputs(experiment)
+    if not runs:
+        return ExperimentResult(experiment, dataset, (), wall_s=time.perf_counter() - start)
+    result = train(runs)
+    names = np.asarray(result.tag("variant"))
+    variants = tuple(
+        VariantResult(variant, data, result.select(names == variant.name))
+        for variant, data in zip(experiment.variants, prepared, strict=True)
+    )
+    return ExperimentResult(
+        experiment,
+        dataset,
+        variants,
+        compile_s=result.timing.compile_s + compiled_ahead_s,
+        train_s=result.timing.train_s,
+        wall_s=time.perf_counter() - start,
+    )
+
+
+def _compile_experiment(experiment: Experiment) -> float:
+    runs = _experiment_inputs(experiment)[2]
+    return compile_ahead(runs) if runs else 0.0
+
+
+def estimated_cost(experiment: Experiment) -> float:
+    """Relative training cost: model-steps times layers (small nets are overhead-bound,
+    so cost grows with the number of layers more than with their width)."""
+    if experiment.kind == "data":
+        return 0.0
+    steps = math.ceil(experiment.n_train / experiment.config.batch_size) * experiment.config.epochs
+    return sum(experiment.repeats * steps * (len(v.model.layers) + 1) for v in experiment.variants)
+
+
+def run_experiments(
+    experiments: Sequence[Experiment], on_done: Callable[[ExperimentResult], None] | None = None
+) -> list[ExperimentResult]:
+    """Run experiments, the costliest first, while a second thread compiles the next ones.
+
+    XLA compiles and runs outside the GIL, so on two cores compilation (about half of a
+    cold run) overlaps with training; starting with the longest training keeps the
+    training core busy while the rest compiles. `on_done` is called as each finishes;
+    results come back in the order given.
+    """
+    order = sorted(range(len(experiments)), key=lambda i: -estimated_cost(experiments[i]))
+    results: dict[int, ExperimentResult] = {}
+    with ThreadPoolExecutor(max_workers=1) as compiler:
+        compiled = {i: compiler.submit(_compile_experiment, experiments[i]) for i in order}
+        for i in order:
+            results[i] = run_experiment(experiments[i], compiled[i].result())
+            if on_done is not None:
+                on_done(results[i])
+    return [results[i] for i in range(len(experiments))]
