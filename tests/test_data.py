@@ -348,8 +348,14 @@ def test_missing_values_become_nan_and_are_reported():
 
 def test_unknown_task():
     x, y = _synthetic()
-    with pytest.raises(ConfigError, match="Unknown task 'multiclass'"):
-        Dataset(x, y, task="multiclass")
+    with pytest.raises(ConfigError, match="Unknown task 'ranking'"):
+        Dataset(x, y, task="ranking")
+
+
+def test_multiclass_needs_integer_labels():
+    x, y = _synthetic()
+    with pytest.raises(DataError, match="class labels 0, 1, 2"):
+        Dataset(x, y + 0.5, task="multiclass")
 
 
 # --------------------------------------------------------------------------- config errors

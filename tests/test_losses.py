@@ -19,15 +19,27 @@ def _f32(x) -> jax.Array:
     return jnp.asarray(x, jnp.float32)
 
 
+def _row(a) -> jax.Array:
+    """The engine passes outputs as [units, batch]; these tests use one unit."""
+    a = jnp.asarray(a)
+    return a[None, :] if a.ndim == 1 else a
+
+
+def _per_example_loss(loss, logits, output, y, form):
+    return losses.per_example_loss(loss, _row(logits), _row(output), y, form)
+
+
+def _per_example_metric(metric, output, y):
+    return losses.per_example_metric(metric, _row(output), y)
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
 def _bce(form: str, logits, y) -> np.ndarray:
     logits = _f32(logits)
-    out = losses.per_example_loss(
-        "binary_crossentropy", logits, jax.nn.sigmoid(logits), _f32(y), form
-    )
+    out = _per_example_loss("binary_crossentropy", logits, jax.nn.sigmoid(logits), _f32(y), form)
     return np.asarray(out, np.float64)
 
 
@@ -39,7 +51,7 @@ def _numpy_clipped_bce(p: np.ndarray, y: np.ndarray) -> np.ndarray:
 def test_mse_matches_sklearn():
     y = RNG.normal(size=50)
     out = y + RNG.normal(size=50)
-    per_row = losses.per_example_loss("mse", _f32(out), _f32(out), _f32(y), "logits")
+    per_row = _per_example_loss("mse", _f32(out), _f32(out), _f32(y), "logits")
     np.testing.assert_allclose(np.asarray(per_row), (out - y) ** 2, rtol=1e-5)
     mean = losses.weighted_mean(per_row, jnp.ones(50))
     assert float(mean) == pytest.approx(mean_squared_error(y, out), rel=1e-5)
@@ -47,8 +59,8 @@ def test_mse_matches_sklearn():
 
 def test_mse_ignores_logits_argument():
     y, out = _f32([1.0, 2.0]), _f32([1.5, 0.0])
-    a = losses.per_example_loss("mse", _f32([100.0, -100.0]), out, y, "logits")
-    b = losses.per_example_loss("mse", out, out, y, "clipped")
+    a = _per_example_loss("mse", _f32([100.0, -100.0]), out, y, "logits")
+    b = _per_example_loss("mse", out, out, y, "clipped")
     np.testing.assert_array_equal(np.asarray(a), [0.25, 4.0])
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -68,9 +80,7 @@ def test_clipped_bce_matches_sklearn_log_loss_away_from_clip():
     p = RNG.uniform(0.02, 0.98, size=200)
     y = RNG.integers(0, 2, size=200).astype(np.float64)
     logits = np.log(p / (1 - p))
-    per_row = losses.per_example_loss(
-        "binary_crossentropy", _f32(logits), _f32(p), _f32(y), "clipped"
-    )
+    per_row = _per_example_loss("binary_crossentropy", _f32(logits), _f32(p), _f32(y), "clipped")
     mean = float(losses.weighted_mean(per_row, jnp.ones(200)))
     assert mean == pytest.approx(log_loss(y, p, labels=[0, 1]), rel=1e-5)
 
@@ -103,9 +113,8 @@ def test_clipped_bce_has_zero_gradient_past_the_clip():
     """Why the logits form is the default: the clipped loss stops learning once saturated."""
 
     def loss(z, form):
-        return losses.per_example_loss(
-            "binary_crossentropy", z, jax.nn.sigmoid(z), jnp.float32(1.0), form
-        )
+        z = jnp.reshape(z, (1, 1))  # one unit, one row
+        return _per_example_loss("binary_crossentropy", z, jax.nn.sigmoid(z), jnp.ones(1), form)[0]
 
     z = jnp.float32(-30.0)
     assert float(jax.grad(loss)(z, "clipped")) == 0.0
@@ -116,7 +125,7 @@ def test_clipped_bce_has_zero_gradient_past_the_clip():
 def test_accuracy_uses_strict_threshold():
     output = _f32([0.5, 0.5, 0.50001, 0.49999, 0.9, 0.1])
     y = _f32([0.0, 1.0, 1.0, 0.0, 0.0, 1.0])
-    got = losses.per_example_metric("accuracy", output, y)
+    got = _per_example_metric("accuracy", output, y)
     # 0.5 exactly predicts class 0 (Keras: output > threshold)
     np.testing.assert_array_equal(np.asarray(got), [1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
     assert got.dtype == jnp.float32
@@ -130,7 +139,7 @@ def test_regression_metrics_match_sklearn():
         m: float(
             losses.finish_metric(
                 m,
-                losses.weighted_mean(losses.per_example_metric(m, _f32(out), _f32(y)), weights),
+                losses.weighted_mean(_per_example_metric(m, _f32(out), _f32(y)), weights),
             )
         )
         for m in losses.REGRESSION_METRICS
@@ -167,7 +176,7 @@ def test_canonical_loss_aliases(name, canonical):
     assert losses.canonical_loss(name) == canonical
 
 
-@pytest.mark.parametrize("bad", ["hinge", "MSE", "categorical_crossentropy", ""])
+@pytest.mark.parametrize("bad", ["hinge", "MSE", "crossentropy", ""])
 def test_unknown_loss(bad):
     with pytest.raises(ConfigError, match=rf"Unknown loss {bad!r}.*mse, binary_crossentropy"):
         losses.canonical_loss(bad)
@@ -187,3 +196,29 @@ def test_check_metrics_rejects_accuracy_for_mse():
 def test_check_metrics_rejects_regression_metric_for_bce():
     with pytest.raises(ConfigError, match="'mae' does not fit loss 'binary_crossentropy'"):
         losses.check_metrics("binary_crossentropy", ("accuracy", "mae"))
+
+
+def test_sparse_categorical_crossentropy_matches_sklearn_log_loss():
+    logits = RNG.normal(size=(4, 50)).astype(np.float32)
+    y = RNG.integers(0, 4, size=50)
+    per_row = losses.per_example_loss(
+        "sparse_categorical_crossentropy",
+        _f32(logits),
+        jax.nn.softmax(_f32(logits), axis=0),
+        _f32(y),
+        "logits",
+    )
+    probs = np.exp(logits) / np.exp(logits).sum(axis=0)
+    np.testing.assert_allclose(
+        float(jnp.mean(per_row)), log_loss(y, probs.T, labels=range(4)), rtol=1e-5
+    )
+
+
+def test_multiclass_accuracy_is_argmax():
+    output = _f32([[0.1, 0.7, 0.2], [0.8, 0.1, 0.1], [0.1, 0.2, 0.7]]).T  # [classes, batch]
+    got = losses.per_example_metric("accuracy", output, _f32([1, 0, 1]))
+    np.testing.assert_array_equal(got, [1.0, 1.0, 0.0])
+
+
+def test_categorical_crossentropy_is_an_alias():
+    assert losses.canonical_loss("categorical_crossentropy") == "sparse_categorical_crossentropy"

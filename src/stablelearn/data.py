@@ -16,7 +16,8 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 from stablelearn.errors import ConfigError, DataError, is_integer
 
-Task = Literal["regression", "binary"]
+Task = Literal["regression", "binary", "multiclass"]
+TASKS = ("regression", "binary", "multiclass")
 SCALERS = ("none", "standard", "minmax", "robust")
 
 
@@ -46,8 +47,8 @@ class Dataset:
 
 
 def _validate_arrays(x: Any, y: Any, task: str) -> tuple[np.ndarray, np.ndarray]:
-    if task not in ("regression", "binary"):
-        raise ConfigError(f"Unknown task {task!r}; expected 'regression' or 'binary'.")
+    if task not in TASKS:
+        raise ConfigError(f"Unknown task {task!r}; expected one of: {', '.join(TASKS)}.")
     try:
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
@@ -81,6 +82,11 @@ def _validate_arrays(x: Any, y: Any, task: str) -> tuple[np.ndarray, np.ndarray]
     if task == "binary" and not np.isin(y, (0.0, 1.0)).all():
         raise DataError(
             f"A binary task needs a target of 0 and 1, got values such as {np.unique(y)[:5]}."
+        )
+    if task == "multiclass" and (np.any(y < 0) or np.any(y != np.round(y))):
+        raise DataError(
+            "A multiclass task needs class labels 0, 1, 2, ... as the target; "
+            f"got values such as {np.unique(y)[:5]}."
         )
     return x, y
 
@@ -181,6 +187,7 @@ class PreparedData:
     target_scaler: Scaler
     fitted_target_scaler: Any = None
     name: str = "data"
+    n_classes: int = 0  # classes of a binary or multiclass target; 0 for regression
 
     @property
     def n_features(self) -> int:
@@ -278,4 +285,5 @@ def prepare(
         target_scaler=target,
         fitted_target_scaler=y_scaler,
         name=dataset.name,
+        n_classes=0 if dataset.task == "regression" else max(2, int(dataset.y.max()) + 1),
     )

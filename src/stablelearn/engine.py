@@ -28,14 +28,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from stablelearn import losses
+from stablelearn import losses, telemetry
 from stablelearn.data import PreparedData
 from stablelearn.errors import ConfigError, is_integer
 from stablelearn.model import MLP, Params, forward, init_params, validate_widths
 from stablelearn.optim import (
     Optimizer,
     OptimizerStructure,
-    build_transform,
+    build_clipping,
+    build_optimizer,
     optimizer_structure,
     stack_hyperparameters,
 )
@@ -55,6 +56,7 @@ class TrainConfig:
     bce_form: str = "logits"
     shuffle: bool = True
     validation: bool = True
+    telemetry: bool = True
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -70,12 +72,16 @@ class TrainConfig:
 
     @classmethod
     def for_task(cls, task: str, **overrides: Any) -> "TrainConfig":
-        """The lesson's choice for a task: MSE for regression; BCE + accuracy for binary."""
-        if task == "binary":
-            defaults: dict[str, Any] = {"loss": "binary_crossentropy", "metrics": ("accuracy",)}
-        else:
-            defaults = {"loss": "mse"}
-        return cls(**{**defaults, **overrides})
+        """The lesson's choice for a task: MSE for regression; BCE + accuracy for binary;
+        sparse categorical cross-entropy + accuracy for multiclass (softmax output)."""
+        return cls(**{**TASK_DEFAULTS[task], **overrides})
+
+
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "regression": {"loss": "mse"},
+    "binary": {"loss": "binary_crossentropy", "metrics": ("accuracy",)},
+    "multiclass": {"loss": "sparse_categorical_crossentropy", "metrics": ("accuracy",)},
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,14 +99,15 @@ class Run:
         if not is_integer(self.seed) or self.seed < 0:
             raise ConfigError(f"A seed must be a non-negative integer, got {self.seed!r}.")
         validate_widths(self.model, self.data.n_features)
-        if self.model.output.units != 1:
+        task = self.data.task
+        units = self.data.n_classes if task == "multiclass" else 1
+        if self.model.output.units != units:
             raise ConfigError(
-                f"The output layer must have 1 unit for {self.data.task} targets, got {self.model.output.units}."
+                f"The output layer must have {units} unit(s) for this {task} target, got {self.model.output.units}."
             )
-        if self.data.task == "binary" and self.config.loss != "binary_crossentropy":
-            raise ConfigError("A binary target needs loss='binary_crossentropy'.")
-        if self.data.task == "regression" and self.config.loss != "mse":
-            raise ConfigError("A regression target needs loss='mse'.")
+        expected = TASK_DEFAULTS[task]["loss"]
+        if self.config.loss != expected:
+            raise ConfigError(f"A {task} target needs loss={expected!r}, got {self.config.loss!r}.")
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,12 @@ class Program:
     metrics: tuple[str, ...]
     bce_form: str
     validation: bool
+    telemetry: bool
+
+
+def _predictions(output: jax.Array) -> jax.Array:
+    """[rows] for a single output unit, [rows, classes] for a softmax output."""
+    return output[0] if output.shape[0] == 1 else output.T
 
 
 def _evaluate(
@@ -121,16 +134,12 @@ def _evaluate(
     """Loss and metrics of one model on a whole split, plus its predictions."""
     logits, output = forward(program.model, params, x_t)
     weights = jnp.ones_like(y)
-    scores = [
-        losses.weighted_mean(
-            losses.per_example_loss(program.loss, logits[0], output[0], y, program.bce_form),
-            weights,
-        )
-    ]
+    per_row = losses.per_example_loss(program.loss, logits, output, y, program.bce_form)
+    scores = [losses.weighted_mean(per_row, weights)]
     for metric in program.metrics:
-        mean = losses.weighted_mean(losses.per_example_metric(metric, output[0], y), weights)
+        mean = losses.weighted_mean(losses.per_example_metric(metric, output, y), weights)
         scores.append(losses.finish_metric(metric, mean))
-    return jnp.stack(scores), output[0]
+    return jnp.stack(scores), _predictions(output)
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -157,9 +166,12 @@ def _train_program(
     """
     n_layers = len(program.model.layers)
     n_train = train_y.shape[1]
+    train_x_t = jnp.swapaxes(train_x, 1, 2)
 
-    def transform(hp: dict[str, jax.Array]) -> optax.GradientTransformation:
-        return build_transform(program.optimizer, hp, n_layers)
+    def stages(hp: dict[str, jax.Array]) -> tuple[optax.GradientTransformation, ...]:
+        return build_clipping(program.optimizer, hp, n_layers), build_optimizer(
+            program.optimizer, hp
+        )
 
     def model_step(params, opt_state, hp, v, rows, weights):
         # one gather of whole rows; indexing the variant first would copy its full split
@@ -168,46 +180,58 @@ def _train_program(
 
         def batch_loss(p):
             logits, output = forward(program.model, p, x_t)
-            per_row = losses.per_example_loss(
-                program.loss, logits[0], output[0], y, program.bce_form
-            )
-            return losses.weighted_mean(per_row, weights), output[0]
+            per_row = losses.per_example_loss(program.loss, logits, output, y, program.bce_form)
+            return losses.weighted_mean(per_row, weights), output
 
         (loss, output), grads = jax.value_and_grad(batch_loss, has_aux=True)(params)
-        updates, opt_state = transform(hp).update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        clip, optimizer = stages(hp)
+        clipped, clip_state = clip.update(grads, opt_state[0])
+        updates, optimizer_state = optimizer.update(clipped, opt_state[1], params)
         batch_size = jnp.sum(weights)
         sums = [loss * batch_size]
         sums += [
             jnp.sum(losses.per_example_metric(m, output, y) * weights) for m in program.metrics
         ]
-        return params, opt_state, jnp.stack(sums)
+        out = {"sums": jnp.stack(sums)}
+        if program.telemetry:
+            out["telemetry"] = telemetry.step_stats(params, grads, clipped, updates, loss)
+        return optax.apply_updates(params, updates), (clip_state, optimizer_state), out
 
     steps = jax.vmap(model_step, in_axes=(0, 0, 0, 0, 0, None))
     evaluate = jax.vmap(
         lambda p, v, x_t, y: _evaluate(program, p, x_t[v], y[v]), in_axes=(0, 0, None, None)
     )
+    activations = jax.vmap(lambda p, v: telemetry.activation_stats(program.model, p, train_x_t[v]))
 
     def step(carry, xs):
         params, opt_state = carry
         rows, weights = xs
-        params, opt_state, sums = steps(params, opt_state, hyperparameters, variant, rows, weights)
-        return (params, opt_state), sums
+        params, opt_state, out = steps(params, opt_state, hyperparameters, variant, rows, weights)
+        return (params, opt_state), out
 
     def epoch(carry, rows):
-        carry, sums = jax.lax.scan(step, carry, (rows, batch_weights))
-        means = sums.sum(axis=0) / n_train
+        carry, per_step = jax.lax.scan(step, carry, (rows, batch_weights))
+        means = per_step["sums"].sum(axis=0) / n_train
         scores = [means[:, 0]]
         scores += [losses.finish_metric(m, means[:, i + 1]) for i, m in enumerate(program.metrics)]
+        params = carry[0]
         out = {"train": jnp.stack(scores, axis=1)}
-        out["finite"] = jax.vmap(_all_finite)(carry[0]) & jnp.isfinite(means[:, 0])
+        out["finite"] = jax.vmap(_all_finite)(params) & jnp.isfinite(means[:, 0])
         if program.validation:
-            out["val"], _ = evaluate(carry[0], variant, test_x_t, test_y)
+            out["val"], _ = evaluate(params, variant, test_x_t, test_y)
+        if program.telemetry:
+            out["telemetry"] = {
+                **telemetry.epoch_stats(per_step["telemetry"]),
+                "weight_norm": jax.vmap(telemetry.layer_norms)(params),
+                **activations(params, variant),
+            }
         return carry, out
 
-    opt_state = jax.vmap(lambda p, hp: transform(hp).init(p))(params, hyperparameters)
+    opt_state = jax.vmap(lambda p, hp: tuple(stage.init(p) for stage in stages(hp)))(
+        params, hyperparameters
+    )
     (params, _), history = jax.lax.scan(epoch, (params, opt_state), batch_rows)
-    train_scores, train_pred = evaluate(params, variant, jnp.swapaxes(train_x, 1, 2), train_y)
+    train_scores, train_pred = evaluate(params, variant, train_x_t, train_y)
     test_scores, test_pred = evaluate(params, variant, test_x_t, test_y)
     return {
         "history": history,
@@ -290,7 +314,13 @@ def _group_inputs(
     config = first.config
     structure = optimizer_structure([r.optimizer for r in runs])
     program = Program(
-        first.model, structure, config.loss, config.metrics, config.bce_form, config.validation
+        first.model,
+        structure,
+        config.loss,
+        config.metrics,
+        config.bce_form,
+        config.validation,
+        config.telemetry,
     )
     variants: list[PreparedData] = []
     variant_of: dict[int, int] = {}
@@ -328,6 +358,7 @@ def _train_group(runs: Sequence[Run], params: Params | None) -> dict[str, Any]:
     return {
         "program": program,
         "out": out,
+        "steps_per_epoch": args[7].shape[1],
         "prepare_s": prepare_s,
         "compile_s": compile_s + init_compile_s,
         "train_s": time.perf_counter() - start,

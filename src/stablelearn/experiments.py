@@ -44,7 +44,7 @@ from stablelearn.model import MLP, Dense
 from stablelearn.optim import Optimizer, make_optimizer
 
 KINDS = ("train", "data")
-FIGURES = ("histograms", "target", "scatter", "learning_curves", "box")
+FIGURES = ("histograms", "target", "scatter", "learning_curves", "box", "gradients")
 _TOP_LEVEL = {
     "id", "title", "section", "description", "kind", "dataset", "n_train", "fit_scalers_on",
     "epochs", "batch_size", "repeats", "seed", "validation", "bce_form", "figures", "data",

@@ -19,11 +19,15 @@ import jax.numpy as jnp
 from stablelearn.errors import ConfigError
 
 EPSILON = 1e-7  # keras.config.epsilon()
-LOSSES = ("mse", "binary_crossentropy")
+LOSSES = ("mse", "binary_crossentropy", "sparse_categorical_crossentropy")
 BCE_FORMS = ("logits", "clipped")
 REGRESSION_METRICS = ("mae", "mse", "rmse")
 CLASSIFICATION_METRICS = ("accuracy",)
-_LOSS_ALIASES = {"mean_squared_error": "mse", "bce": "binary_crossentropy"}
+_LOSS_ALIASES = {
+    "mean_squared_error": "mse",
+    "bce": "binary_crossentropy",
+    "categorical_crossentropy": "sparse_categorical_crossentropy",
+}
 
 
 def canonical_loss(name: str) -> str:
@@ -50,22 +54,38 @@ def weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
 def per_example_loss(
     loss: str, logits: jax.Array, output: jax.Array, y: jax.Array, bce_form: str
 ) -> jax.Array:
-    """Loss per row; `logits` is the output layer's pre-activation, `output` its activation."""
+    """Loss per row. `logits` is the output layer's pre-activation and `output` its
+    activation, both [units, batch]; y is [batch] (class indices for the categorical loss).
+
+    The categorical loss is computed from the logits, as TF-backed Keras does for a
+    softmax output (its `_keras_logits` shortcut), which is also the stable form.
+    """
     if loss == "mse":
-        return (output - y) ** 2
+        return (output[0] - y) ** 2
+    if loss == "sparse_categorical_crossentropy":
+        log_p = jax.nn.log_softmax(logits, axis=0)
+        return -jnp.take_along_axis(log_p, y.astype(jnp.int32)[None, :], axis=0)[0]
+    z = logits[0]
     if bce_form == "logits":
-        return jnp.maximum(logits, 0) - logits * y + jnp.log1p(jnp.exp(-jnp.abs(logits)))
-    p = jnp.clip(output, EPSILON, 1.0 - EPSILON)
+        return jnp.maximum(z, 0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z)))
+    p = jnp.clip(output[0], EPSILON, 1.0 - EPSILON)
     return -(y * jnp.log(p) + (1.0 - y) * jnp.log(1.0 - p))
 
 
 def per_example_metric(metric: str, output: jax.Array, y: jax.Array) -> jax.Array:
-    """The row-wise quantity whose (weighted) mean gives `metric` (rmse: before the root)."""
+    """The row-wise quantity whose (weighted) mean gives `metric` (rmse: before the root).
+
+    output is [units, batch]: one unit is a regression value or a sigmoid probability
+    (Keras' binary accuracy: strict > 0.5); several units are class probabilities
+    (the predicted class is the argmax).
+    """
     if metric == "accuracy":
-        return ((output > 0.5) == (y > 0.5)).astype(jnp.float32)  # Keras: strict > threshold
+        if output.shape[0] > 1:
+            return (jnp.argmax(output, axis=0) == y.astype(jnp.int32)).astype(jnp.float32)
+        return ((output[0] > 0.5) == (y > 0.5)).astype(jnp.float32)
     if metric == "mae":
-        return jnp.abs(output - y)
-    return (output - y) ** 2  # mse and rmse
+        return jnp.abs(output[0] - y)
+    return (output[0] - y) ** 2  # mse and rmse
 
 
 def finish_metric(metric: str, mean_value: jax.Array) -> jax.Array:

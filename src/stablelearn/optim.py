@@ -279,14 +279,10 @@ def clip_by_layer_value(thresholds: jax.Array, n_layers: int) -> optax.GradientT
     return optax.partition(transforms, lambda params: _layer_labels(params, per_tensor=False))
 
 
-def build_transform(
+def build_clipping(
     structure: OptimizerStructure, hp: Mapping[str, jax.Array], n_layers: int
 ) -> optax.GradientTransformation:
-    """The Optax chain for one model: clipping first (as Keras), then the optimizer.
-
-    Called inside traced code with this model's hyperparameters, so every model of an
-    ensemble gets its own learning rate, momentum and thresholds from the same program.
-    """
+    """The clipping stage alone (identity when no model of the ensemble clips)."""
     clipping = []
     if "clipnorm" in structure.clip_modes:
         clipping.append(clip_by_tensor_norm(hp["clipnorm"], n_layers))
@@ -294,19 +290,37 @@ def build_transform(
         clipping.append(clip_by_layer_value(hp["clipvalue"], n_layers))
     if "global_clipnorm" in structure.clip_modes:
         clipping.append(optax.clip_by_global_norm(hp["global_clipnorm"]))
+    return optax.chain(*clipping) if clipping else optax.identity()
+
+
+def build_optimizer(
+    structure: OptimizerStructure, hp: Mapping[str, jax.Array]
+) -> optax.GradientTransformation:
+    """The optimizer stage alone: SGD, Adam or RMSprop with this model's numbers."""
     if structure.kind is SGD:
-        base = optax.sgd(hp["learning_rate"], momentum=hp["momentum"], nesterov=structure.nesterov)
-    elif structure.kind is Adam:
-        base = optax.adam(hp["learning_rate"], b1=hp["beta_1"], b2=hp["beta_2"], eps=hp["epsilon"])
-    else:
-        base = optax.rmsprop(
-            hp["learning_rate"],
-            decay=hp["rho"],
-            eps=hp["epsilon"],
-            eps_in_sqrt=True,
-            momentum=hp["momentum"],
-        )
-    return optax.chain(*clipping, base)
+        return optax.sgd(hp["learning_rate"], momentum=hp["momentum"], nesterov=structure.nesterov)
+    if structure.kind is Adam:
+        return optax.adam(hp["learning_rate"], b1=hp["beta_1"], b2=hp["beta_2"], eps=hp["epsilon"])
+    return optax.rmsprop(
+        hp["learning_rate"],
+        decay=hp["rho"],
+        eps=hp["epsilon"],
+        eps_in_sqrt=True,
+        momentum=hp["momentum"],
+    )
+
+
+def build_transform(
+    structure: OptimizerStructure, hp: Mapping[str, jax.Array], n_layers: int
+) -> optax.GradientTransformation:
+    """The Optax chain for one model: clipping first (as Keras), then the optimizer.
+
+    Called inside traced code with this model's hyperparameters, so every model of an
+    ensemble gets its own learning rate, momentum and thresholds from the same program.
+    The engine applies the two stages one after the other itself, to see the gradient
+    before and after clipping; the result is the same as this chain.
+    """
+    return optax.chain(build_clipping(structure, hp, n_layers), build_optimizer(structure, hp))
 
 
 def describe(optimizer: Optimizer) -> str:

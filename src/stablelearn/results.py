@@ -8,12 +8,13 @@ targets and predictions (equal to the scaled ones when the target was not scaled
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stablelearn.errors import ConfigError
+from stablelearn.model import layer_names
 
 if TYPE_CHECKING:
     from stablelearn.engine import Run
@@ -52,6 +53,13 @@ class TrainResult:
     history[name] is [models, epochs]; train_scores/test_scores[name] are [models];
     diverged_epoch is the 1-based epoch in which a model's loss or weights first became
     NaN/Inf, or -1 if they never did.
+
+    telemetry (see stablelearn.telemetry; empty when switched off) holds per-layer
+    arrays [models, epochs, layers] (grad_norm_mean, grad_norm_max, grad_abs_max,
+    update_ratio, weight_norm), per-hidden-layer arrays [models, epochs, hidden]
+    (dead_fraction, saturated_fraction), clip_rate [models, epochs], and
+    first_nonfinite_step [models] (1-based optimizer step, -1 if never). Models of
+    different depths are padded with NaN to the deepest one.
     """
 
     runs: tuple["Run", ...]
@@ -64,6 +72,7 @@ class TrainResult:
     test_predictions: tuple[np.ndarray, ...]
     final_params: tuple[Any, ...]
     timing: Timing
+    telemetry: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_models(self) -> int:
@@ -95,7 +104,12 @@ class TrainResult:
             test_predictions=tuple(self.test_predictions[i] for i in keep),
             final_params=tuple(self.final_params[i] for i in keep),
             timing=self.timing,
+            telemetry={k: v[keep] for k, v in self.telemetry.items()},
         )
+
+    def layer_names(self, model: int = 0) -> list[str]:
+        """Names of the layers along the last axis of the per-layer telemetry."""
+        return layer_names(self.runs[model].model)
 
     def records(self) -> list[dict[str, Any]]:
         """One JSON-ready dict per model: seed, tags, divergence and final scores."""
@@ -119,10 +133,13 @@ class TrainResult:
         """Stitch the outputs of each compiled group back into the order of `runs`."""
         n = len(runs)
         programs = {id(g["program"]) for _, g in groups}
-        metric_sets = {(g["program"].metrics, g["program"].validation) for _, g in groups}
+        metric_sets = {
+            (g["program"].metrics, g["program"].validation, g["program"].telemetry)
+            for _, g in groups
+        }
         if len(metric_sets) > 1:
             raise ConfigError(
-                "Runs trained together must share their loss, metrics and validation setting."
+                "Runs trained together must share their loss, metrics, validation and telemetry settings."
             )
         program = groups[0][1]["program"]
         names = ["loss", *program.metrics]
@@ -164,6 +181,7 @@ class TrainResult:
             for key in extra[0][0]:
                 train_scores[key] = np.asarray([e[0][key] for e in extra])
                 test_scores[key] = np.asarray([e[1][key] for e in extra])
+        telemetry = _stitch_telemetry(n, epochs, groups) if program.telemetry else {}
         timing = Timing(
             prepare_s=sum(g["prepare_s"] for _, g in groups),
             compile_s=sum(g["compile_s"] for _, g in groups),
@@ -182,4 +200,36 @@ class TrainResult:
             tuple(test_pred),
             tuple(params),
             timing,
+            telemetry,
         )
+
+
+_PER_LAYER = ("grad_norm_mean", "grad_norm_max", "grad_abs_max", "update_ratio", "weight_norm")
+_PER_HIDDEN = ("dead_fraction", "saturated_fraction")
+
+
+def _stitch_telemetry(
+    n: int, epochs: int, groups: Sequence[tuple[list[int], dict[str, Any]]]
+) -> dict[str, np.ndarray]:
+    """Per-group telemetry [epochs, models, ...] into [models, epochs, ...] in run order."""
+    layers = max(g["out"]["history"]["telemetry"]["grad_norm_mean"].shape[2] for _, g in groups)
+    stitched = {key: np.full((n, epochs, layers), np.nan, np.float32) for key in _PER_LAYER}
+    stitched |= {key: np.full((n, epochs, layers - 1), np.nan, np.float32) for key in _PER_HIDDEN}
+    stitched["clip_rate"] = np.full((n, epochs), np.nan, np.float32)
+    stitched["first_nonfinite_step"] = np.full(n, -1, np.int64)
+    for indices, group in groups:
+        t = group["out"]["history"]["telemetry"]
+        idx = np.asarray(indices)
+        for key in (*_PER_LAYER, *_PER_HIDDEN):
+            values = np.swapaxes(t[key], 0, 1)
+            stitched[key][idx, :, : values.shape[2]] = values
+        stitched["clip_rate"][idx] = t["clip_rate"].T
+        steps = group["steps_per_epoch"]
+        first_bad = t["first_bad_step"].T  # [models, epochs]; `steps` means none
+        bad = first_bad < steps
+        first_epoch = np.argmax(bad, axis=1)
+        step_in_epoch = first_bad[np.arange(len(idx)), first_epoch]
+        stitched["first_nonfinite_step"][idx] = np.where(
+            bad.any(axis=1), first_epoch * steps + step_in_epoch + 1, -1
+        )
+    return stitched
