@@ -38,17 +38,12 @@ def step_stats(
     params: Params, grads: Params, clipped: Params, updates: Params, loss: jax.Array
 ) -> dict[str, jax.Array]:
     """What one optimizer step of one model reveals about its gradients."""
-    changed = jnp.any(
-        jnp.stack(
-            [
-                jnp.any(a != b)
-                for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(clipped), strict=True)
-            ]
-        )
-    )
     grads_finite = jnp.all(
         jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(grads)])
     )
+    pairs = zip(jax.tree.leaves(grads), jax.tree.leaves(clipped), strict=True)
+    # NaN != NaN: without the finiteness guard a NaN gradient would count as clipped
+    changed = jnp.any(jnp.stack([jnp.any(a != b) for a, b in pairs])) & grads_finite
     return {
         "grad_norm": layer_norms(grads),
         "grad_abs_max": layer_abs_max(grads),

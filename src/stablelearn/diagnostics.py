@@ -1,0 +1,370 @@
+"""Detectors for training problems, each with documented thresholds and evidence.
+
+Two kinds. Data checks look at a dataset before any training (NaN/Inf, constant
+columns, inputs of very different scales, a regression target with a large spread,
+class imbalance). Training detectors read a TrainResult's history and telemetry
+(stablelearn.telemetry) for the models of one configuration trained over several seeds.
+
+Following AUTOTRAINER (Zhang et al., ICSE 2021), gradient and unit symptoms count
+only for models that also fail to learn: a few dead ReLUs in a model that fits the
+data are not a problem. "Fails to learn" has a principled bar here: the final training
+loss is at least 90% of the loss of the best constant prediction (the training mean
+for regression, the class frequencies for classification).
+
+Thresholds, with what the lesson's case studies measured (10-30 seeds each):
+- exploding: loss or weights NaN/Inf, or the largest per-epoch gradient norm grows
+  1000x above its first-epoch value. Unscaled regression: Inf gradient norm within
+  the first 8-9 steps, NaN loss in epoch 1; scaled regression: max growth < 1.5x.
+- vanishing: the smallest hidden-layer gradient norm is at most 1/10 of the output
+  layer's (median over epochs). Healthy runs measured 0.37-0.50 (scaled regression),
+  1.1-2.1 (ReLU-5), 1.1-1.9 (tanh-1); ReLU-20 failures 0 (dead layers pass no
+  gradient); tanh-5 failures 0.10-0.16: the tanh-5 runs fail without an
+  order-of-magnitude gap and are caught by `not_learning` (and `saturation`).
+- saturation: at least half of a tanh/sigmoid hidden layer's activations beyond
+  |tanh| > 0.99 / sigmoid outside [0.01, 0.99] at the end of training (DeepDiagnosis,
+  ICSE 2022, uses > 50% of pre-activations beyond +-5).
+- dying ReLU: at least 70% of a hidden layer's units output zero for every training
+  example at the end of training (AUTOTRAINER and DeepDiagnosis use 70%).
+- oscillating: in the second half of training the loss rises by more than 10% from one
+  epoch to the next in at least 30% of the epochs, while the final loss is still at
+  least 10% of the constant prediction's (the lesson's runs: at most 9% of epochs; the
+  clipped unscaled-target runs jump around at a loss 10^4 times below that level, which
+  is noise, not a problem).
+- clipping active (information): clipping changed the gradient in at least half of all
+  steps: the clip threshold, not the data, sets the step size.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stablelearn.data import Dataset
+from stablelearn.results import TrainResult
+
+NOT_LEARNING_RATIO = 0.9
+EXPLODING_GROWTH = 1e3
+VANISHING_RATIO = 0.1
+SATURATION_FRACTION = 0.5
+DEAD_FRACTION = 0.7
+OSCILLATION_RISE = 0.10
+OSCILLATION_SHARE = 0.3
+OSCILLATION_LEVEL = 0.1
+CLIPPING_SHARE = 0.5
+# data checks
+SCALE_RATIO = 100.0  # feature spreads differing by two orders of magnitude
+LARGE_SCALE = 100.0  # a feature or target whose values reach the hundreds
+TARGET_SPREAD = 10.0  # a target std above 10 makes MSE gradients large
+MINORITY_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One detected problem: what, how bad, the evidence, and which repairs fit it."""
+
+    id: str
+    title: str
+    severity: str  # "critical", "warning" or "info"
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    repairs: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "message": self.message,
+            "evidence": self.evidence,
+            "repairs": list(self.repairs),
+        }
+
+
+# --- data checks --------------------------------------------------------------------
+
+
+def constant_columns(dataset: Dataset) -> list[str]:
+    return [
+        name
+        for name, spread in zip(dataset.feature_names, np.ptp(dataset.x, axis=0), strict=True)
+        if spread == 0
+    ]
+
+
+def check_data(dataset: Dataset) -> list[Finding]:
+    """Problems visible in the data alone. (NaN/Inf never get here: Dataset rejects them
+    with a message naming the columns.)"""
+    findings = []
+    constant = constant_columns(dataset)
+    if constant:
+        findings.append(
+            Finding(
+                "constant_columns", "Constant columns", "warning",
+                f"{len(constant)} feature column(s) never change ({', '.join(constant[:8])}); they carry no signal and are dropped.",
+                {"columns": constant},
+            )
+        )  # fmt: skip
+    varying = [i for i, name in enumerate(dataset.feature_names) if name not in constant]
+    if varying:
+        x = dataset.x[:, varying]
+        std = x.std(axis=0)
+        scale = np.abs(x).max(axis=0)
+        ratio = float(std.max() / std.min())
+        if ratio >= SCALE_RATIO or scale.max() >= LARGE_SCALE:
+            names = [dataset.feature_names[i] for i in varying]
+            findings.append(
+                Finding(
+                    "unscaled_inputs", "Unscaled inputs", "warning",
+                    f"Input spreads differ by {ratio:.0f}x and reach |x| = {scale.max():.3g}; large or uneven inputs "
+                    "make large, unstable weights. Scale the inputs (fit the scaler on the training rows).",
+                    {"std_min": float(std.min()), "std_max": float(std.max()), "spread_ratio": ratio,
+                     "largest_feature": names[int(scale.argmax())], "max_abs": float(scale.max())},
+                    ("scale inputs (standard)", "scale inputs (minmax)"),
+                )
+            )  # fmt: skip
+    if dataset.task == "regression":
+        std, peak = float(dataset.y.std()), float(np.abs(dataset.y).max())
+        if std >= TARGET_SPREAD or peak >= LARGE_SCALE:
+            findings.append(
+                Finding(
+                    "target_spread", "Regression target with a large spread", "warning",
+                    f"The target has a standard deviation of {std:.3g} (|y| up to {peak:.3g}); squared errors and their "
+                    "gradients scale with it, which can explode the weights. Scale the target.",
+                    {"target_std": std, "target_max_abs": peak, "target_mean": float(dataset.y.mean())},
+                    ("scale target (standard)", "scale target (minmax)", "clipnorm 1.0", "clipvalue 5.0"),
+                )
+            )  # fmt: skip
+    else:
+        counts = np.bincount(dataset.y.astype(int))
+        counts = counts[counts > 0]
+        share = float(counts.min() / counts.sum())
+        if share < MINORITY_SHARE:
+            findings.append(
+                Finding(
+                    "class_imbalance", "Class imbalance", "warning",
+                    f"The smallest class holds {share:.1%} of the rows; accuracy can look good while that class is ignored.",
+                    {"class_counts": [int(c) for c in counts], "minority_share": share},
+                )
+            )  # fmt: skip
+    return findings
+
+
+# --- training detectors ---------------------------------------------------------------
+
+
+def baseline_loss(y_train: np.ndarray, loss: str) -> float:
+    """The training loss of the best constant prediction: what 'learning nothing' scores."""
+    if loss == "mse":
+        return float(np.var(y_train))
+    counts = np.bincount(y_train.astype(int))
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _models(result: TrainResult, mask: np.ndarray) -> dict[str, Any]:
+    idx = np.flatnonzero(mask)
+    return {
+        "models": [int(i) for i in idx],
+        "seeds": [int(result.runs[i].seed) for i in idx],
+        "affected": f"{idx.size}/{result.n_models}",
+    }
+
+
+def _first_epoch(condition: np.ndarray) -> int | None:
+    """1-based first epoch where `condition` [epochs] holds, or None."""
+    return int(np.argmax(condition)) + 1 if condition.any() else None
+
+
+def _final_loss_ratio(result: TrainResult) -> np.ndarray:
+    """Final training loss over the constant prediction's loss, per model (NaN if diverged)."""
+    run = result.runs[0]
+    return result.history["loss"][:, -1] / baseline_loss(run.data.train_y, run.config.loss)
+
+
+def not_learning_mask(result: TrainResult) -> np.ndarray:
+    ratio = _final_loss_ratio(result)
+    return ~np.isfinite(ratio) | (ratio >= NOT_LEARNING_RATIO)
+
+
+def detect_not_learning(result: TrainResult) -> Finding | None:
+    mask = not_learning_mask(result) & ~result.diverged
+    if not mask.any():
+        return None
+    run = result.runs[0]
+    base = baseline_loss(run.data.train_y, run.config.loss)
+    final = result.history["loss"][mask, -1]
+    return Finding(
+        "not_learning", "Loss not decreasing", "warning",
+        f"{mask.sum()} of {result.n_models} models end no better than a constant prediction "
+        f"(final training loss {np.median(final):.4g} vs {base:.4g} for the best constant).",
+        {**_models(result, mask), "baseline_loss": base, "final_loss_median": float(np.median(final))},
+        ("adam", "relu + he_uniform", "scale inputs (standard)", "fewer layers"),
+    )  # fmt: skip
+
+
+def detect_exploding(result: TrainResult) -> Finding | None:
+    t = result.telemetry
+    grad_max = np.nanmax(t["grad_norm_max"], axis=2) if t else None  # [models, epochs]
+    growth = np.zeros(result.n_models)
+    if grad_max is not None:
+        with np.errstate(all="ignore"):
+            growth = np.nanmax(grad_max, axis=1) / grad_max[:, 0]
+    growing = np.isfinite(growth) & (growth >= EXPLODING_GROWTH)
+    mask = result.diverged | growing
+    if not mask.any():
+        return None
+    evidence = _models(result, mask)
+    diverged = result.diverged_epoch[result.diverged]
+    if diverged.size:
+        evidence["diverged_epoch_min"] = int(diverged.min())
+    if t:
+        steps = t["first_nonfinite_step"][mask]
+        steps = steps[steps > 0]
+        if steps.size:
+            evidence["first_nonfinite_step_min"] = int(steps.min())
+        evidence["largest_gradient_norm"] = float(np.nanmax(t["grad_norm_max"][mask]))
+    where = f"from epoch {evidence['diverged_epoch_min']}" if diverged.size else "growing 1000x"
+    return Finding(
+        "exploding_gradients", "Exploding gradients", "critical",
+        f"{mask.sum()} of {result.n_models} models blew up ({where}; gradient norms reached "
+        f"{evidence.get('largest_gradient_norm', float('nan')):.3g}); the loss became NaN/Inf.",
+        evidence,
+        ("scale target (standard)", "clipnorm 1.0", "clipvalue 5.0", "learning rate / 10", "adam"),
+    )  # fmt: skip
+
+
+def detect_vanishing(result: TrainResult) -> Finding | None:
+    t = result.telemetry
+    if not t or result.runs[0].model.depth == 0:
+        return None
+    with np.errstate(all="ignore"):
+        per_layer = np.nanmedian(t["grad_norm_mean"], axis=1)  # [models, layers]
+        ratio = np.nanmin(per_layer[:, :-1], axis=1) / per_layer[:, -1]
+    mask = (
+        not_learning_mask(result)
+        & ~result.diverged
+        & np.isfinite(ratio)
+        & (ratio <= VANISHING_RATIO)
+    )
+    if not mask.any():
+        return None
+    names = result.layer_names(0)
+    weakest = np.nanargmin(per_layer[mask, :-1], axis=1)
+    return Finding(
+        "vanishing_gradients", "Vanishing gradients", "warning",
+        f"In {mask.sum()} of {result.n_models} models that do not learn, a hidden layer's gradient is at most "
+        f"1/{1 / VANISHING_RATIO:.0f} of the output layer's (median ratio {np.median(ratio[mask]):.2g}).",
+        {**_models(result, mask), "ratio_min_hidden_to_output": [float(r) for r in ratio[mask]],
+         "weakest_layers": sorted({names[i] for i in weakest})},
+        ("relu + he_uniform", "leaky_relu + he_uniform", "elu + he_uniform", "fewer layers", "adam"),
+    )  # fmt: skip
+
+
+def _unit_detector(
+    result: TrainResult, key: str, threshold: float
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Models (not learning) with a hidden layer at or above `threshold` at the end."""
+    values = result.telemetry.get(key) if result.telemetry else None
+    if values is None or values.shape[2] == 0:
+        return np.zeros(result.n_models, bool), {}
+    final = values[:, -1, :]
+    with np.errstate(invalid="ignore"):
+        hit = np.nan_to_num(final, nan=-1.0) >= threshold
+    mask = hit.any(axis=1) & not_learning_mask(result) & ~result.diverged
+    if not mask.any():
+        return mask, {}
+    names = result.layer_names(0)[:-1]
+    layers = sorted(
+        {names[j] for i in np.flatnonzero(mask) for j in np.flatnonzero(hit[i])}, key=names.index
+    )
+    epochs = [
+        _first_epoch((np.nan_to_num(values[i], nan=-1.0) >= threshold).any(axis=1))
+        for i in np.flatnonzero(mask)
+    ]
+    return mask, {"layers": layers, "from_epoch_min": min(e for e in epochs if e is not None)}
+
+
+def detect_dying_relu(result: TrainResult) -> Finding | None:
+    mask, extra = _unit_detector(result, "dead_fraction", DEAD_FRACTION)
+    if not mask.any():
+        return None
+    return Finding(
+        "dying_relu", "Dying ReLU", "warning",
+        f"In {mask.sum()} of {result.n_models} models that do not learn, at least {DEAD_FRACTION:.0%} of a hidden "
+        f"layer's ReLUs output zero for every training example (layers {', '.join(extra['layers'][:6])}); "
+        "no gradient flows through them.",
+        {**_models(result, mask), **extra},
+        ("leaky_relu + he_uniform", "elu + he_uniform", "fewer layers", "learning rate / 10"),
+    )  # fmt: skip
+
+
+def detect_saturation(result: TrainResult) -> Finding | None:
+    mask, extra = _unit_detector(result, "saturated_fraction", SATURATION_FRACTION)
+    if not mask.any():
+        return None
+    return Finding(
+        "saturation", "Saturated activations", "warning",
+        f"In {mask.sum()} of {result.n_models} models that do not learn, at least half of a tanh/sigmoid layer's "
+        f"activations are saturated (layers {', '.join(extra['layers'][:6])}); their gradients are near zero.",
+        {**_models(result, mask), **extra},
+        ("relu + he_uniform", "leaky_relu + he_uniform", "scale inputs (standard)"),
+    )  # fmt: skip
+
+
+def detect_oscillation(result: TrainResult) -> Finding | None:
+    loss = result.history["loss"]
+    half = loss[:, loss.shape[1] // 2 :]
+    if half.shape[1] < 4:
+        return None
+    with np.errstate(invalid="ignore"):
+        rises = np.mean(half[:, 1:] > (1 + OSCILLATION_RISE) * half[:, :-1], axis=1)
+    high = np.nan_to_num(_final_loss_ratio(result), nan=np.inf) >= OSCILLATION_LEVEL
+    mask = (rises >= OSCILLATION_SHARE) & high & ~result.diverged
+    if not mask.any():
+        return None
+    return Finding(
+        "oscillating_loss", "Oscillating loss", "warning",
+        f"In {mask.sum()} of {result.n_models} models the loss rises by over 10% from one epoch to the next in "
+        f"{np.median(rises[mask]):.0%} of the second half of training: the steps are too large.",
+        {**_models(result, mask), "share_of_rising_epochs": [float(r) for r in rises[mask]]},
+        ("learning rate / 10", "adam"),
+    )  # fmt: skip
+
+
+def detect_clipping_active(result: TrainResult) -> Finding | None:
+    rate = result.telemetry.get("clip_rate") if result.telemetry else None
+    if rate is None:
+        return None
+    with np.errstate(all="ignore"):
+        share = np.nanmean(rate, axis=1)
+    mask = np.nan_to_num(share) >= CLIPPING_SHARE
+    if not mask.any():
+        return None
+    return Finding(
+        "clipping_active", "Clipping is doing the work", "info",
+        f"Clipping changed the gradient in {np.median(share[mask]):.0%} of steps in {mask.sum()} of {result.n_models} "
+        "models: the threshold, not the data, sets the step size; scaling the data usually works better.",
+        {**_models(result, mask), "clip_rate": [float(s) for s in share[mask]]},
+        ("scale target (standard)", "scale inputs (standard)"),
+    )  # fmt: skip
+
+
+DETECTORS = (
+    detect_exploding,
+    detect_not_learning,
+    detect_vanishing,
+    detect_dying_relu,
+    detect_saturation,
+    detect_oscillation,
+    detect_clipping_active,
+)
+
+
+def diagnose(result: TrainResult) -> list[Finding]:
+    """Run every training detector on the models of one configuration."""
+    return [finding for detector in DETECTORS if (finding := detector(result)) is not None]
+
+
+def finding_ids(findings: Sequence[Finding]) -> set[str]:
+    return {f.id for f in findings}
