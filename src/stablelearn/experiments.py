@@ -37,16 +37,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from stablelearn.data import BUILTIN_DATASETS, Scaler, as_scaler
+from stablelearn.data import BUILTIN_DATASETS, Dataset, Scaler, as_scaler, builtin_dataset
 from stablelearn.engine import TrainConfig
-from stablelearn.errors import ConfigError
+from stablelearn.errors import ConfigError, DataError
 from stablelearn.model import MLP, Dense
 from stablelearn.optim import Optimizer, make_optimizer
+from stablelearn.tables import load_table
 
 KINDS = ("train", "data")
 FIGURES = ("histograms", "target", "scatter", "learning_curves", "box", "gradients")
 _TOP_LEVEL = {
-    "id", "title", "section", "description", "kind", "dataset", "n_train", "fit_scalers_on",
+    "id", "title", "section", "description", "kind", "dataset", "target", "task", "n_train",
+    "test_fraction", "split_seed", "fit_scalers_on",
     "epochs", "batch_size", "repeats", "seed", "validation", "bce_form", "figures", "data",
     "model", "optimizer", "variants",
 }  # fmt: skip
@@ -85,7 +87,9 @@ class Experiment:
     description: str
     kind: str
     dataset: str
-    n_train: int
+    n_train: int | None
+    test_fraction: float | None
+    split_seed: int
     fit_scalers_on: str
     config: TrainConfig
     repeats: int
@@ -93,11 +97,14 @@ class Experiment:
     figures: tuple[str, ...]
     variants: tuple[Variant, ...]
     raw: Mapping[str, Any] = field(compare=False, repr=False)
+    data: Dataset | None = field(default=None, compare=False, repr=False)
+    dropped_columns: tuple[str, ...] = field(default=(), compare=False)
+    base_dir: Path | None = field(default=None, compare=False, repr=False)
 
     @property
     def metric(self) -> str:
         """The number the lesson prints: test MSE (the loss) for regression, accuracy for circles."""
-        return "accuracy" if self.config.loss == "binary_crossentropy" else "loss"
+        return "loss" if self.config.loss == "mse" else "accuracy"
 
     def override(self, **fields: Any) -> "Experiment":
         """The same experiment with top-level fields replaced (repeats, epochs, ...);
@@ -105,7 +112,7 @@ class Experiment:
         given = {k: v for k, v in fields.items() if v is not None}
         if not given or self.kind == "data":
             return self
-        return load_mapping({**self.raw, **given}, self.id)
+        return load_mapping({**self.raw, **given}, self.id, self.base_dir)
 
 
 class _Fields:
@@ -139,7 +146,7 @@ class _Fields:
 
     def positive_int(self, key: str, default: Any = ...) -> int:
         value = self.get(key, int, default)
-        if value < 1:
+        if value is not None and value < 1:
             raise self.error(key, f"must be a positive integer, got {value!r}.")
         return value
 
@@ -230,22 +237,49 @@ def _scalers(source: str, table: Any, prefix: str) -> tuple[Scaler, Scaler]:
         raise ConfigError(f"{source}: {prefix.rstrip('.')}: {err}") from None
 
 
-_N_FEATURES = {"lesson-regression": 20, "lesson-circles": 2}
+def _load_data(top: _Fields, base_dir: Path | None) -> tuple[Dataset, tuple[str, ...]]:
+    """A built-in dataset by name, or a CSV/Parquet file (relative to the TOML's folder)."""
+    dataset = top.get("dataset", str)
+    target = top.get("target", str, None)
+    task = top.get("task", str, None)
+    if dataset in BUILTIN_DATASETS:
+        if target is not None or task is not None:
+            raise top.error("target", "and task only apply to a dataset read from a file.")
+        return builtin_dataset(dataset), ()
+    if not dataset.lower().endswith((".csv", ".tsv", ".parquet", ".pq")):
+        raise top.error(
+            "dataset",
+            f"must be one of {', '.join(BUILTIN_DATASETS)} or a .csv/.tsv/.parquet file, got {dataset!r}.",
+        )
+    if target is None:
+        raise top.error("target", "is required with a dataset file: name the column to predict.")
+    path = Path(dataset)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        table = load_table(path, target, task)
+    except (DataError, ConfigError) as err:
+        raise ConfigError(f"{top.source}: dataset: {err}") from None
+    return table.dataset, table.dropped_columns
 
 
-def load_mapping(raw: Mapping[str, Any], source: str) -> Experiment:
-    """Validate a parsed experiment table; `source` names it in error messages."""
+def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) -> Experiment:
+    """Validate a parsed experiment table; `source` names it in error messages and
+    `base_dir` anchors a relative dataset path (the TOML file's folder)."""
     top = _Fields(source, raw, "", _TOP_LEVEL)
     experiment_id = top.get("id", str)
     kind = top.get("kind", str, "train")
     if kind not in KINDS:
         raise top.error("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}.")
-    dataset = top.get("dataset", str)
-    if dataset not in BUILTIN_DATASETS:
-        raise top.error(
-            "dataset", f"must be one of {', '.join(BUILTIN_DATASETS)}, got {dataset!r}."
-        )
-    task = "binary" if dataset == "lesson-circles" else "regression"
+    data, dropped = _load_data(top, base_dir)
+    task = data.task
+    from_file = top.get("dataset", str) not in BUILTIN_DATASETS
+    n_train = top.positive_int("n_train", None if from_file else 500)
+    test_fraction = top.get("test_fraction", (float, int), None)
+    if n_train is not None and test_fraction is not None:
+        raise top.error("n_train", "and test_fraction are alternatives; give one of them.")
+    if n_train is None and test_fraction is None:
+        test_fraction = 0.3
     figures = tuple(top.get("figures", list, []))
     for name in figures:
         if name not in FIGURES:
@@ -288,7 +322,7 @@ def load_mapping(raw: Mapping[str, Any], source: str) -> Experiment:
             variants.append(
                 Variant(
                     name=name,
-                    model=_model(source, merged["model"], _N_FEATURES[dataset], f"{where}model."),
+                    model=_model(source, merged["model"], data.n_features, f"{where}model."),
                     optimizer=_optimizer(source, merged["optimizer"], f"{where}optimizer."),
                     input_scaler=input_scaler,
                     target_scaler=target_scaler,
@@ -300,8 +334,10 @@ def load_mapping(raw: Mapping[str, Any], source: str) -> Experiment:
         section=top.get("section", str, ""),
         description=top.get("description", str, ""),
         kind=kind,
-        dataset=dataset,
-        n_train=top.positive_int("n_train", 500),
+        dataset=top.get("dataset", str),
+        n_train=n_train,
+        test_fraction=test_fraction,
+        split_seed=top.get("split_seed", int, 0),
         fit_scalers_on=fit_on,
         config=config,
         repeats=top.positive_int("repeats", 10),
@@ -309,6 +345,9 @@ def load_mapping(raw: Mapping[str, Any], source: str) -> Experiment:
         figures=figures,
         variants=tuple(variants),
         raw=dict(raw),
+        data=data,
+        dropped_columns=dropped,
+        base_dir=base_dir,
     )
 
 
@@ -323,7 +362,7 @@ def load_file(path: str | Path) -> Experiment:
         raise ConfigError(f"{path.name}: not valid TOML ({err}).") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path.name}: not a text file.") from None
-    return load_mapping(raw, path.name)
+    return load_mapping(raw, path.name, path.resolve().parent)
 
 
 def catalog_files() -> list[Any]:

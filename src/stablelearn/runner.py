@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stablelearn.data import Dataset, PreparedData, builtin_dataset, prepare
+from stablelearn.data import Dataset, PreparedData, prepare
 from stablelearn.engine import Run, compile_ahead, train
 from stablelearn.experiments import Experiment, Variant
 from stablelearn.results import TrainResult
@@ -65,6 +65,8 @@ def prepare_variant_data(experiment: Experiment, dataset: Dataset) -> list[Prepa
                 variant.input_scaler,
                 variant.target_scaler,
                 n_train=experiment.n_train,
+                test_fraction=experiment.test_fraction,
+                split_seed=experiment.split_seed,
                 fit_scalers_on=experiment.fit_scalers_on,
             )
         prepared.append(cache[key])
@@ -87,7 +89,7 @@ def experiment_runs(experiment: Experiment, prepared: Sequence[PreparedData]) ->
 
 
 def _experiment_inputs(experiment: Experiment) -> tuple[Dataset, list[PreparedData], list[Run]]:
-    dataset = builtin_dataset(experiment.dataset)
+    dataset = experiment.data
     if experiment.kind == "data":
         return dataset, [], []
     prepared = prepare_variant_data(experiment, dataset)
