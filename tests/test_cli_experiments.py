@@ -41,11 +41,6 @@ def test_list_shows_every_experiment_in_lesson_order():
     assert "4 x 30 x 100 epochs" in result.output  # gradient-clipping
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.list_command: the rich table truncates long ids on an 80-column terminal "
-    "('standardized-tar…'), so the id to pass to `run`/`show` cannot be read or copied",
-)
 def test_list_shows_full_ids_on_an_80_column_terminal():
     result = invoke("list", env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
@@ -130,11 +125,6 @@ def test_run_refuses_a_full_output_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report.atomic_folder: `--out` naming an existing file raises NotADirectoryError "
-    "(exit 1 and a traceback) instead of a one-line error with exit 2",
-)
 def test_run_with_a_file_as_output_folder_is_one_line(tmp_path):
     (tmp_path / "afile").write_text("x")
     result = invoke(

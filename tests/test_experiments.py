@@ -239,11 +239,6 @@ def test_invalid_experiment_names_the_file_and_the_field(raw, expected):
         assert part in message, (part, message)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_mapping wraps TrainConfig.for_task and _layer errors that already carry the "
-    "source, so the file name is printed twice ('x.toml: x.toml: epochs must be ...')",
-)
 @pytest.mark.parametrize(
     "raw",
     [
@@ -259,11 +254,6 @@ def test_invalid_experiment_names_the_file_once(raw):
     assert str(caught.value).count("x.toml") == 1, str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a negative seed passes load_mapping and only fails at training time, in "
-    "engine.Run, with 'A seed must be a non-negative integer, got -1.' (no file, no field)",
-)
 def test_negative_seed_is_rejected_when_the_file_is_loaded():
     with pytest.raises(ConfigError, match=r"x\.toml: seed"):
         experiments.load_mapping(edited("standardized-target", seed=-1), "x.toml")

@@ -335,11 +335,6 @@ def test_run_and_write_into_a_full_folder_fails_before_training(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="atomic_folder calls target.iterdir() on an existing file: NotADirectoryError "
-    "(a traceback from `stablelearn run --out FILE`) instead of a ConfigError",
-)
 def test_atomic_folder_refuses_a_file_as_target(tmp_path):
     target = tmp_path / "results.txt"
     target.write_text("not a folder")

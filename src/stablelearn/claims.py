@@ -7,6 +7,7 @@ verdict carries the numbers it was decided on. A claim that does not reproduce i
 finding, reported plainly.
 """
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,12 +60,17 @@ def _first_epoch_below(curves: np.ndarray, threshold: float) -> np.ndarray:
 def _convergence_epoch(curves: np.ndarray, window: int = 20, tolerance: float = 0.02) -> np.ndarray:
     """1-based first epoch at which a run's train accuracy, averaged over the last
     `window` epochs, comes within `tolerance` of its final level (the mean of the last
-    50 epochs). The average keeps epoch-to-epoch noise from hiding convergence."""
+    50 epochs), or inf if it never does. The average keeps epoch-to-epoch noise from
+    hiding convergence."""
+    if curves.shape[1] < window:
+        return np.full(curves.shape[0], np.inf)  # too short a run to tell
     kernel = np.ones(window) / window
     smooth = np.stack([np.convolve(run, kernel, mode="valid") for run in curves])
-    final = np.nanmean(curves[:, -50:], axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (diverged) runs
+        final = np.nanmean(curves[:, -50:], axis=1, keepdims=True)
     reached = smooth >= final - tolerance
-    return np.where(reached.any(axis=1), reached.argmax(axis=1) + window, curves.shape[1])
+    return np.where(reached.any(axis=1), reached.argmax(axis=1) + window, np.inf)
 
 
 # --- claims about single experiments -------------------------------------------------
@@ -132,12 +138,16 @@ def _accuracy_below(v: VariantResult, bar: float) -> tuple[int, int, dict[str, A
 def _relu5_converges(v: VariantResult) -> tuple[int, int, dict[str, Any]]:
     epochs = _convergence_epoch(v.result.history["accuracy"])
     ok = epochs <= 250
+    converged = epochs[np.isfinite(epochs)]
     return (
         int(ok.sum()),
         v.result.n_models,
         {
-            "convergence_epoch_median": float(np.median(epochs)),
-            "convergence_epoch_p10_p90": [float(p) for p in np.percentile(epochs, [10, 90])],
+            "converged": f"{converged.size}/{epochs.size}",
+            "convergence_epoch_median": float(np.median(converged)) if converged.size else None,
+            "convergence_epoch_p10_p90": [float(p) for p in np.percentile(converged, [10, 90])]
+            if converged.size
+            else None,
             "bar": "20-epoch mean train accuracy within 0.02 of its final level by epoch 250",
         },
     )

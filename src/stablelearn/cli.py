@@ -235,14 +235,15 @@ def list_command() -> None:
     """List the shipped experiments, one line each, in lesson order."""
     from stablelearn.experiments import catalog
 
-    table = Table("id", "lesson", "title", "runs")
+    table = Table("lesson", "title", "runs")
+    table.add_column("id", no_wrap=True)  # the id is what users copy into `run`
     for e in catalog():
         runs = (
             "-"
             if e.kind == "data"
             else f"{len(e.variants)} x {e.repeats} x {e.config.epochs} epochs"
         )
-        table.add_row(e.id, e.section, e.title, runs)
+        table.add_row(e.section, e.title, runs, e.id)
     console.print(table)
 
 

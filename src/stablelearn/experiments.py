@@ -30,6 +30,7 @@ clip mode...). Every error names the file and the field, e.g.
 """
 
 import copy
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ _MODEL_KEYS = {
 }
 _LAYER_KEYS = {"units", "activation", "kernel_initializer", "bias_initializer"}
 _VARIANT_KEYS = {"name", "data", "model", "optimizer"}
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -176,13 +178,14 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
 
 def _layer(source: str, table: Any, prefix: str) -> Dense:
     fields = _Fields(source, table, prefix, _LAYER_KEYS)
+    kwargs = {
+        "units": fields.get("units", int),
+        "activation": fields.get("activation", str, "linear"),
+        "kernel_initializer": fields.get("kernel_initializer", (str, dict), "glorot_uniform"),
+        "bias_initializer": fields.get("bias_initializer", (str, dict), "zeros"),
+    }
     try:
-        return Dense(
-            units=fields.get("units", int),
-            activation=fields.get("activation", str, "linear"),
-            kernel_initializer=fields.get("kernel_initializer", (str, dict), "glorot_uniform"),
-            bias_initializer=fields.get("bias_initializer", (str, dict), "zeros"),
-        )
+        return Dense(**kwargs)
     except ConfigError as err:
         raise ConfigError(f"{source}: {prefix.rstrip('.')}: {err}") from None
 
@@ -268,6 +271,11 @@ def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = No
     `base_dir` anchors a relative dataset path (the TOML file's folder)."""
     top = _Fields(source, raw, "", _TOP_LEVEL)
     experiment_id = top.get("id", str)
+    if not _ID.fullmatch(experiment_id):
+        raise top.error(
+            "id",
+            f"must be letters, digits, '.', '_' or '-' (it names a folder), got {experiment_id!r}.",
+        )
     kind = top.get("kind", str, "train")
     if kind not in KINDS:
         raise top.error("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}.")
@@ -289,14 +297,17 @@ def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = No
     fit_on = top.get("fit_scalers_on", str, "train")
     if fit_on not in ("train", "all"):
         raise top.error("fit_scalers_on", f"must be 'train' or 'all', got {fit_on!r}.")
+    settings = {
+        "epochs": top.positive_int("epochs", 100),
+        "batch_size": top.positive_int("batch_size", 32),
+        "validation": top.get("validation", bool, True),
+        "bce_form": top.get("bce_form", str, "logits"),
+    }
+    seed = top.get("seed", int, 0)
+    if seed < 0:
+        raise top.error("seed", f"must be zero or more, got {seed}.")
     try:
-        config = TrainConfig.for_task(
-            task,
-            epochs=top.positive_int("epochs", 100),
-            batch_size=top.positive_int("batch_size", 32),
-            validation=top.get("validation", bool, True),
-            bce_form=top.get("bce_form", str, "logits"),
-        )
+        config = TrainConfig.for_task(task, **settings)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     variants: list[Variant] = []
@@ -341,7 +352,7 @@ def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = No
         fit_scalers_on=fit_on,
         config=config,
         repeats=top.positive_int("repeats", 10),
-        seed=top.get("seed", int, 0),
+        seed=seed,
         figures=figures,
         variants=tuple(variants),
         raw=dict(raw),

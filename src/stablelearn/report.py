@@ -41,6 +41,8 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `target`; rename it to `target` on success and
     delete it on any error or interrupt."""
     target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"Output path {target} is a file; choose a folder with --out.")
     if target.exists() and any(target.iterdir()):
         raise ConfigError(
             f"Output folder {target} already exists and is not empty; choose another --out."
