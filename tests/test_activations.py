@@ -25,6 +25,8 @@ REFERENCE = {
     "selu": lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(x)),
     "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),  # exact erf form
     "softplus": lambda x: np.log1p(np.exp(x)),
+    # across units, the first axis of the engine's [units, batch] activations
+    "softmax": lambda x: np.exp(x - x.max(axis=0)) / np.exp(x - x.max(axis=0)).sum(axis=0),
 }
 
 
@@ -83,7 +85,7 @@ def test_check_activation_returns_name():
         assert get_activation(name) is ACTIVATIONS[name]
 
 
-@pytest.mark.parametrize("bad", ["swish", "ReLU", "", "softmax"])
+@pytest.mark.parametrize("bad", ["swish", "ReLU", "", "Softmax"])
 def test_unknown_activation_lists_known_names(bad):
     with pytest.raises(ConfigError, match=f"Unknown activation {bad!r}") as err:
         check_activation(bad)

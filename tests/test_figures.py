@@ -8,7 +8,7 @@ telemetry, and deep models.
 
 import struct
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +107,6 @@ def test_what_diverged_runs_measure_on_nan_weights_is_dropped(results):
     cleaned = figures._clean_telemetry(train)
     epochs = np.arange(1, train.epochs + 1)
     for i, epoch in enumerate(train.diverged_epoch):
-        # on NaN weights NaN != NaN looks like clipping, though this run does not clip
-        assert np.nan_to_num(raw["clip_rate"][i, epoch - 1 :]).max() > 0
         assert np.isnan(cleaned["clip_rate"][i, epochs >= epoch]).all()
         assert np.isnan(cleaned["dead_fraction"][i, epochs >= epoch]).all()
         assert np.isnan(cleaned["grad_norm_mean"][i, epochs > epoch]).all()
@@ -163,7 +161,10 @@ def fake_experiment(*variants: tuple[str, FakeTrain]) -> ExperimentResult:
     return ExperimentResult(
         experiment,
         None,  # type: ignore[arg-type]  # the gradient figure never reads the dataset
-        tuple(VariantResult(spec, None, train) for _, train in variants),  # type: ignore[arg-type]
+        tuple(
+            VariantResult(replace(spec, name=name), None, train)  # type: ignore[arg-type]
+            for name, train in variants
+        ),
     )
 
 

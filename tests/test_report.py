@@ -76,6 +76,7 @@ def test_the_combined_folder_holds_one_subfolder_per_experiment(combined):
     assert sorted(p.name for p in (folder / "input-scaling").iterdir()) == [
         "box.png",
         "config.json",
+        "gradients.png",
         "history.npz",
         "learning_curves.png",
         "models.csv",
@@ -244,7 +245,7 @@ def test_reports_embed_and_reference_every_figure(combined):
             assert f"![{name}]({experiment_id}/{name})" in markdown
             figures += 1
         assert f"`{experiment_id}`" in markdown
-    assert page.count("<img ") == figures == 6
+    assert page.count("<img ") == figures == 10
     assert "src='http" not in page and "src='/" not in page  # self-contained
 
 

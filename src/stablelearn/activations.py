@@ -24,6 +24,8 @@ ACTIVATIONS: dict[str, Activation] = {
     "selu": jax.nn.selu,
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
     "softplus": jax.nn.softplus,
+    # across units: activations are [units, batch] in this engine
+    "softmax": lambda x: jax.nn.softmax(x, axis=0),
 }
 
 

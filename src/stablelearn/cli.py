@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stablelearn import data as data_module
@@ -210,7 +211,8 @@ def _print_experiment(result: Any) -> None:
     from stablelearn.report import lesson_lines
 
     e = result.experiment
-    console.print(f"[bold]{e.title}[/bold] [dim]({e.id}, lesson {e.section})[/dim]")
+    where = f"{e.id}, lesson {e.section}" if e.section else e.id
+    console.print(f"[bold]{escape(e.title)}[/bold] [dim]({escape(where)})[/dim]")
     if result.variants:
         for line in lesson_lines(result):
             console.print(line, highlight=False)
@@ -324,3 +326,172 @@ def reproduce_command(
             _print_experiment(result)
     _print_claims(claims)
     console.print(f"Wrote {folder} in {wall_s:.1f} s")
+
+
+def _doctor_raw(
+    data_path: Path, target: str, task: str | None, config: Path | None, flags: dict[str, Any]
+) -> dict[str, Any]:
+    """The user's configuration as an experiment table: a TOML file, flags, or the lesson's
+    MLP and SGD, with the output layer the task needs."""
+    import tomllib
+
+    from stablelearn.tables import load_table
+
+    table = load_table(data_path, target, task)
+    dataset = table.dataset
+    if config is not None:
+        if not config.is_file():
+            raise StablelearnError(f"No configuration file at {config}.")
+        try:
+            raw = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise StablelearnError(f"{config.name}: not valid TOML ({err}).") from None
+    else:
+        raw = {}
+    model = dict(raw.get("model", {}))
+    if not model or any(flags[k] is not None for k in ("depth", "units", "activation", "init")):
+        model = {
+            "depth": flags["depth"] if flags["depth"] is not None else 1,
+            "units": flags["units"] or 25,
+            "activation": flags["activation"] or "relu",
+            "kernel_initializer": flags["init"] or "he_uniform",
+        }
+    if "output" not in model:
+        output = {"regression": (1, "linear"), "binary": (1, "sigmoid")}.get(
+            dataset.task, (int(dataset.y.max()) + 1, "softmax")
+        )
+        model["output"] = {"units": output[0], "activation": output[1]}
+    optimizer = dict(raw.get("optimizer", {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}))
+    if flags["optimizer"] is not None and flags["optimizer"] != optimizer.get("name", "sgd"):
+        optimizer = {"name": flags["optimizer"]}
+    for key in ("learning_rate", "momentum", "clipnorm", "clipvalue"):
+        if flags[key] is not None:
+            optimizer[key] = flags[key]
+    data = dict(raw.get("data", {}))
+    for key in ("input_scaler", "target_scaler"):
+        if flags[key] is not None:
+            data[key] = flags[key]
+    raw = {k: v for k, v in raw.items() if k not in ("variants", "n_train", "kind", "figures")}
+    raw |= {
+        "id": raw.get("id", f"doctor-{data_path.stem}"),
+        "title": raw.get("title", f"Your configuration on {data_path.name}"),
+        "dataset": str(data_path.resolve()),
+        "target": target,
+        "task": dataset.task,
+        "model": model,
+        "optimizer": optimizer,
+        "data": data,
+        "figures": ["learning_curves", "gradients"],
+    }
+    for key in ("epochs", "batch_size", "repeats", "test_fraction"):
+        if flags[key] is not None:
+            raw[key] = flags[key]
+    raw.setdefault("repeats", 10)
+    return raw
+
+
+@app.command("doctor")
+@friendly_errors
+def doctor_command(
+    data_path: Annotated[Path, typer.Argument(metavar="DATA", help="A CSV, TSV or Parquet file.")],
+    target: Annotated[str, typer.Option(help="The column to predict.")],
+    task: Annotated[
+        str | None,
+        typer.Option(help="regression, binary or multiclass (default: from the target)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="An experiment TOML with your model and training settings.")
+    ] = None,
+    depth: Annotated[int | None, typer.Option(help="Hidden layers (default 1).")] = None,
+    units: Annotated[int | None, typer.Option(help="Units per hidden layer (default 25).")] = None,
+    activation: Annotated[
+        str | None, typer.Option(help="Hidden activation (default relu).")
+    ] = None,
+    init: Annotated[
+        str | None, typer.Option("--init", help="Hidden kernel initializer (default he_uniform).")
+    ] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd (default), adam or rmsprop.")] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Learning rate (default 0.01 for SGD).")
+    ] = None,
+    momentum: Annotated[float | None, typer.Option(help="Momentum (default 0.9 for SGD).")] = None,
+    clipnorm: Annotated[float | None, typer.Option(help="Keras clipnorm (per tensor).")] = None,
+    clipvalue: Annotated[float | None, typer.Option(help="Keras clipvalue.")] = None,
+    input_scaler: Annotated[
+        str | None, typer.Option(help="none (default), standard, minmax or robust.")
+    ] = None,
+    target_scaler: Annotated[
+        str | None, typer.Option(help="none (default), standard, minmax or robust.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default 100).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default 32).")] = None,
+    repeats: Annotated[
+        int | None, typer.Option(help="Seeds per configuration (default 10).")
+    ] = None,
+    test_fraction: Annotated[
+        float | None, typer.Option(help="Held-out share of the rows (default 0.3).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default runs/<timestamp>-doctor).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Diagnose your data and model, try the repairs that fit, and prove which one works."""
+    from stablelearn.doctor import run_doctor
+    from stablelearn.doctor_report import summary_lines, write_doctor
+    from stablelearn.experiments import load_mapping
+    from stablelearn.report import default_folder
+
+    flags = {
+        "depth": depth, "units": units, "activation": activation, "init": init, "optimizer": optimizer,
+        "learning_rate": lr, "momentum": momentum, "clipnorm": clipnorm, "clipvalue": clipvalue,
+        "input_scaler": input_scaler, "target_scaler": target_scaler, "epochs": epochs,
+        "batch_size": batch_size, "repeats": repeats, "test_fraction": test_fraction,
+    }  # fmt: skip
+    for name in ("repeats", "epochs", "batch_size", "depth", "units"):
+        value = flags[name]
+        if value is not None and value < (0 if name == "depth" else 1):
+            raise StablelearnError(
+                f"--{name.replace('_', '-')} must be at least {0 if name == 'depth' else 1}, got {value}."
+            )
+    raw = _doctor_raw(data_path, target, task, config, flags)
+    experiment = load_mapping(raw, config.name if config else "doctor")
+    folder = out or default_folder("doctor")
+    with (
+        console.status("Training your configuration and the repairs...", spinner="dots")
+        if not quiet
+        else _null()
+    ):
+        diagnosis = run_doctor(experiment)
+        write_doctor(diagnosis, folder, data_path)
+    for line in summary_lines(diagnosis):
+        severity = line[1 : line.find("]")] if line.startswith("[") else ""
+        style = {"critical": "red", "warning": "yellow"}.get(severity)
+        console.print(escape(line), style=style, highlight=False)
+    table = Table(
+        "configuration",
+        "median",
+        "p10 to p90",
+        "diverged",
+        "Holm p",
+        "beats yours",
+        title=diagnosis.score_name,
+    )
+    for s in diagnosis.scores:
+        p = "-" if s.p_holm is None else f"{s.p_holm:.2g}"
+        table.add_row(
+            s.name,
+            f"{s.median:.4g}",
+            f"{s.p10:.4g} to {s.p90:.4g}",
+            f"{s.diverged}/{s.n}",
+            p,
+            "yes" if s.beats_baseline else "",
+        )
+    console.print(table)
+    console.print(f"Wrote {folder} (diagnosis.json, report.html, recommended.toml)")
+
+
+def _null() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -33,7 +33,7 @@ import copy
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from typing import Any
 from stablelearn.data import BUILTIN_DATASETS, Dataset, Scaler, as_scaler, builtin_dataset
 from stablelearn.engine import TrainConfig
 from stablelearn.errors import ConfigError, DataError
+from stablelearn.initializers import Initializer
 from stablelearn.model import MLP, Dense
 from stablelearn.optim import Optimizer, make_optimizer
 from stablelearn.tables import load_table
@@ -409,3 +410,50 @@ def resolve(name_or_path: str) -> Experiment:
     raise ConfigError(
         f"No shipped experiment {name_or_path!r} and no such file; `stablelearn list` shows them."
     )
+
+
+def initializer_table(init: Initializer) -> str | dict[str, Any]:
+    """The TOML form of an initializer: its name, or a table with its arguments."""
+    return init.name if not init.args else {"name": init.name, **init.kwargs}
+
+
+def layer_table(layer: Dense) -> dict[str, Any]:
+    return {
+        "units": layer.units,
+        "activation": layer.activation,
+        "kernel_initializer": initializer_table(layer.kernel_initializer),
+        "bias_initializer": initializer_table(layer.bias_initializer),
+    }
+
+
+def model_table(model: MLP) -> dict[str, Any]:
+    """The [model] table that parses back into `model` (the inverse of _model)."""
+    return {
+        "hidden": [layer_table(layer) for layer in model.hidden],
+        "output": layer_table(model.output),
+    }
+
+
+def optimizer_table(optimizer: Optimizer) -> dict[str, Any]:
+    """The [optimizer] table that parses back into `optimizer` (unset clipping left out)."""
+    fields = {k: v for k, v in asdict(optimizer).items() if v is not None}
+    fields = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+    return {"name": type(optimizer).__name__.lower(), **fields}
+
+
+def variant_tables(variant: Variant) -> dict[str, Any]:
+    """data, model and optimizer tables of a resolved variant."""
+    return {
+        "data": {
+            "input_scaler": _scaler_value(variant.input_scaler),
+            "target_scaler": _scaler_value(variant.target_scaler),
+        },
+        "model": model_table(variant.model),
+        "optimizer": optimizer_table(variant.optimizer),
+    }
+
+
+def _scaler_value(scaler: Scaler) -> str | dict[str, Any]:
+    if scaler.kind == "minmax" and scaler.feature_range != (0.0, 1.0):
+        return {"kind": "minmax", "feature_range": list(scaler.feature_range)}
+    return scaler.kind

@@ -132,7 +132,8 @@ def estimated_cost(experiment: Experiment) -> float:
     so cost grows with the number of layers more than with their width)."""
     if experiment.kind == "data":
         return 0.0
-    steps = math.ceil(experiment.n_train / experiment.config.batch_size) * experiment.config.epochs
+    rows = experiment.n_train or round(len(experiment.data.y) * (1 - experiment.test_fraction))
+    steps = math.ceil(rows / experiment.config.batch_size) * experiment.config.epochs
     return sum(experiment.repeats * steps * (len(v.model.layers) + 1) for v in experiment.variants)
 
 

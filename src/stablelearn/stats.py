@@ -52,3 +52,16 @@ def iqr(values: Sequence[float]) -> float:
         return float("nan")
     q1, q3 = np.percentile(array, [25, 75])
     return float(q3 - q1)
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values (None stays None): controls the chance of any
+    false 'this repair is better' across all candidates compared with one baseline."""
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    m = len(indexed)
+    for rank, (p, i) in enumerate(indexed):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted

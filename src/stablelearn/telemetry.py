@@ -56,16 +56,21 @@ def step_stats(
 def epoch_stats(steps: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Reduce the step stats of one epoch (leading axis: steps) for each model.
 
-    Norms are reduced over the finite steps only, so the epoch in which a model
-    diverges still shows how large its gradients grew before the NaN.
+    Norms are reduced over the finite steps only (Inf and NaN left out), so the epoch
+    in which a model diverges still shows how large its gradients grew before they
+    overflowed; `first_bad_step` says when that happened.
     """
     bad = ~steps["finite"]
     n_steps = bad.shape[0]
+    finite = {
+        k: jnp.where(jnp.isfinite(steps[k]), steps[k], jnp.nan)
+        for k in ("grad_norm", "grad_abs_max", "update_ratio")
+    }
     return {
-        "grad_norm_mean": jnp.nanmean(steps["grad_norm"], axis=0),
-        "grad_norm_max": jnp.nanmax(steps["grad_norm"], axis=0),
-        "grad_abs_max": jnp.nanmax(steps["grad_abs_max"], axis=0),
-        "update_ratio": jnp.nanmean(steps["update_ratio"], axis=0),
+        "grad_norm_mean": jnp.nanmean(finite["grad_norm"], axis=0),
+        "grad_norm_max": jnp.nanmax(finite["grad_norm"], axis=0),
+        "grad_abs_max": jnp.nanmax(finite["grad_abs_max"], axis=0),
+        "update_ratio": jnp.nanmean(finite["update_ratio"], axis=0),
         "clip_rate": jnp.mean(steps["clipped"], axis=0),
         "first_bad_step": jnp.where(jnp.any(bad, axis=0), jnp.argmax(bad, axis=0), n_steps),
     }

@@ -1,0 +1,295 @@
+"""`stablelearn doctor`: diagnose a user's own data and model, and prove which fix works.
+
+1. Check the data (constant columns, unscaled inputs, target spread, class imbalance).
+2. Train the user's configuration over several seeds with telemetry; run the detectors.
+3. Build the repairs that the findings call for and train them side by side (one
+   ensemble per shape, the same seeds as the user's runs, so comparisons are paired).
+4. Rank every configuration on the held-out split: regression by test RMSE in the
+   target's own units (comparable whatever the target scaler), classification by test
+   accuracy; a diverged model scores worst. Each repair is compared with the user's
+   configuration by a two-sided Mann-Whitney U test, Holm-corrected over all repairs.
+5. Recommend the best repair only if it measurably beats the user's configuration:
+   better median and Holm-adjusted p < 0.05. Otherwise say that none did.
+"""
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stablelearn.diagnostics import Finding, check_data, diagnose
+from stablelearn.experiments import Experiment, load_mapping, variant_tables
+from stablelearn.runner import ExperimentResult, VariantResult, run_experiment
+from stablelearn.stats import holm, mann_whitney
+
+ALPHA = 0.05
+MAX_CANDIDATES = 8
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A repair: its name and the data/model/optimizer tables it trains with."""
+
+    name: str
+    tables: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Score:
+    """One configuration's held-out scores over repeats, compared with the user's."""
+
+    name: str
+    n: int
+    diverged: int
+    median: float
+    p10: float
+    p90: float
+    p_value: float | None
+    p_holm: float | None
+    prob_better: float | None  # P(a run of this config beats a run of the user's)
+    beats_baseline: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+            for k, v in self.__dict__.items()
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Diagnosis:
+    experiment: Experiment
+    findings: tuple[Finding, ...]
+    baseline: ExperimentResult
+    candidates: ExperimentResult | None
+    scores: tuple[Score, ...]  # the user's configuration first
+    score_name: str
+    higher_is_better: bool
+    recommended: Candidate | None
+    tried: tuple[Candidate, ...] = ()
+
+    @property
+    def baseline_tables(self) -> dict[str, Any]:
+        return variant_tables(self.experiment.variants[0])
+
+
+# --- repairs --------------------------------------------------------------------------------
+
+
+def _with_activation(model: dict[str, Any], activation: str, initializer: str) -> dict[str, Any]:
+    model = copy.deepcopy(model)
+    for layer in model["hidden"]:
+        layer["activation"], layer["kernel_initializer"] = activation, initializer
+    return model
+
+
+def _optimizer_without_clipping(optimizer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v for k, v in optimizer.items() if k not in ("clipnorm", "clipvalue", "global_clipnorm")
+    }
+
+
+def repair_tables(name: str, base: Mapping[str, Any], task: str) -> dict[str, Any] | None:
+    """The tables of repair `name` applied to the user's `base` tables, or None where it
+    does not apply (already in place, or wrong task)."""
+    tables = copy.deepcopy(dict(base))
+    data, model, optimizer = tables["data"], tables["model"], tables["optimizer"]
+    hidden = [(layer["activation"], layer["kernel_initializer"]) for layer in model["hidden"]]
+    if name.startswith("scale inputs"):
+        kind = "standard" if "standard" in name else "minmax"
+        if data["input_scaler"] == kind:
+            return None
+        data["input_scaler"] = kind
+    elif name.startswith("scale target"):
+        kind = "standard" if "standard" in name else "minmax"
+        if task != "regression" or data["target_scaler"] == kind:
+            return None
+        data["target_scaler"] = kind
+    elif name in ("clipnorm 1.0", "clipvalue 5.0"):
+        mode, value = name.split()
+        if optimizer.get(mode) == float(value):
+            return None
+        tables["optimizer"] = {**_optimizer_without_clipping(optimizer), mode: float(value)}
+    elif name == "learning rate / 10":
+        optimizer["learning_rate"] = optimizer["learning_rate"] / 10
+    elif name == "adam":
+        if optimizer["name"] == "adam":
+            return None
+        clip = {
+            k: v for k, v in optimizer.items() if k in ("clipnorm", "clipvalue", "global_clipnorm")
+        }
+        tables["optimizer"] = {"name": "adam", "learning_rate": 0.001, **clip}
+    elif name.endswith("+ he_uniform"):
+        activation = name.split()[0]
+        if not hidden or all(h == (activation, "he_uniform") for h in hidden):
+            return None
+        tables["model"] = _with_activation(model, activation, "he_uniform")
+    elif name == "fewer layers":
+        if len(hidden) < 2:
+            return None
+        model["hidden"] = model["hidden"][: max(1, len(hidden) // 2)]
+    else:
+        raise ValueError(f"unknown repair {name!r}")
+    return tables
+
+
+def candidate_repairs(experiment: Experiment, findings: Sequence[Finding]) -> list[Candidate]:
+    """The repairs the findings call for, most severe findings first, at most 8."""
+    base = variant_tables(experiment.variants[0])
+    names: list[str] = []
+    for finding in sorted(findings, key=lambda f: SEVERITY_ORDER[f.severity]):
+        names += [name for name in finding.repairs if name not in names]
+    candidates = []
+    for name in names:
+        tables = repair_tables(name, base, experiment.data.task)
+        if tables is not None and tables != base:
+            candidates.append(Candidate(name, tables))
+        if len(candidates) == MAX_CANDIDATES:
+            break
+    return candidates
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+def held_out_scores(variant: VariantResult) -> np.ndarray:
+    """Test RMSE in the target's units (regression) or test accuracy; diverged = worst."""
+    result = variant.result
+    if "rmse_original" in result.test_scores:
+        return np.where(
+            result.diverged, np.inf, np.nan_to_num(result.test_scores["rmse_original"], nan=np.inf)
+        )
+    return np.where(result.diverged, 0.0, np.nan_to_num(result.test_scores["accuracy"], nan=0.0))
+
+
+def rank(named_scores: Sequence[tuple[str, np.ndarray]], higher_is_better: bool) -> list[Score]:
+    """Scores of every configuration; the first is the user's, the rest are compared with it.
+
+    Diverged runs score inf (RMSE) or 0 (accuracy); for the rank test inf becomes a value
+    above every finite score, so a diverged run ranks worst instead of being dropped.
+    """
+    finite = np.concatenate([v[np.isfinite(v)] for _, v in named_scores] + [np.zeros(1)])
+    worst = float(np.max(np.abs(finite))) * 2 + 1
+    ranked = [np.where(np.isfinite(v), v, worst) for _, v in named_scores]
+    baseline = ranked[0]
+    tests = [mann_whitney(values, baseline) for values in ranked[1:]]
+    adjusted = holm([t["p_value"] for t in tests])
+    rows = []
+    for i, (name, values) in enumerate(named_scores):
+        finite = values[np.isfinite(values)]
+        p10, median, p90 = np.percentile(values, [10, 50, 90]) if finite.size else (np.inf,) * 3
+        diverged = (
+            int(np.sum(~np.isfinite(values)))
+            if not higher_is_better
+            else int(np.sum(values == 0.0))
+        )
+        if i == 0:
+            rows.append(
+                Score(
+                    name,
+                    values.size,
+                    diverged,
+                    float(median),
+                    float(p10),
+                    float(p90),
+                    None,
+                    None,
+                    None,
+                    False,
+                )
+            )
+            continue
+        test, p_holm = tests[i - 1], adjusted[i - 1]
+        p_less = test["p_a_less"]
+        prob_better = None if p_less is None else (1 - p_less if higher_is_better else p_less)
+        reference = np.median(named_scores[0][1])
+        better = median > reference if higher_is_better else median < reference
+        beats = bool(better and p_holm is not None and p_holm < ALPHA)
+        rows.append(
+            Score(
+                name,
+                values.size,
+                diverged,
+                float(median),
+                float(p10),
+                float(p90),
+                test["p_value"],
+                p_holm,
+                prob_better,
+                beats,
+            )
+        )
+    return rows
+
+
+def _to_experiment(experiment: Experiment, candidates: Sequence[Candidate]) -> Experiment:
+    raw = {
+        k: v
+        for k, v in experiment.raw.items()
+        if k not in ("variants", "data", "model", "optimizer")
+    }
+    # variants merge into the top-level tables, so only the (required) model stays on
+    # top; each candidate carries complete tables whose lists replace the model's
+    raw["model"] = variant_tables(experiment.variants[0])["model"]
+    raw["id"] = f"{experiment.id}-repairs"
+    raw["variants"] = [{"name": c.name, **c.tables} for c in candidates]
+    return load_mapping(raw, experiment.id, experiment.base_dir)
+
+
+def run_doctor(experiment: Experiment) -> Diagnosis:
+    """Diagnose the user's configuration (its first variant) and try the repairs."""
+    if len(experiment.variants) > 1:
+        experiment = load_mapping(
+            {
+                **{k: v for k, v in experiment.raw.items() if k != "variants"},
+                **variant_tables(experiment.variants[0]),
+            },
+            experiment.id,
+            experiment.base_dir,
+        )
+    data_findings = check_data(experiment.data)
+    if experiment.dropped_columns:
+        data_findings = [f for f in data_findings if f.id != "constant_columns"]
+        data_findings.insert(0, Finding(
+            "constant_columns", "Constant columns", "warning",
+            f"{len(experiment.dropped_columns)} feature column(s) never change "
+            f"({', '.join(experiment.dropped_columns[:8])}); they carry no signal and were dropped.",
+            {"columns": list(experiment.dropped_columns)},
+        ))  # fmt: skip
+    baseline = run_experiment(experiment)
+    findings = tuple(data_findings + diagnose(baseline.variants[0].result))
+    candidates = candidate_repairs(experiment, findings)
+    repaired = run_experiment(_to_experiment(experiment, candidates)) if candidates else None
+    higher = experiment.data.task != "regression"
+    named = [("your configuration", held_out_scores(baseline.variants[0]))]
+    if repaired is not None:
+        named += [(v.name, held_out_scores(v)) for v in repaired.variants]
+    scores = rank(named, higher)
+    winners = [s for s in scores[1:] if s.beats_baseline]
+    best = max(winners, key=lambda s: s.median if higher else -s.median) if winners else None
+    recommended = next((c for c in candidates if best is not None and c.name == best.name), None)
+    return Diagnosis(
+        experiment,
+        findings,
+        baseline,
+        repaired,
+        tuple(scores),
+        "test accuracy" if higher else "test RMSE (target units)",
+        higher,
+        recommended,
+        tuple(candidates),
+    )
+
+
+def recommended_experiment(diagnosis: Diagnosis, dataset_path: str) -> dict[str, Any]:
+    """The recommended configuration as an experiment table `stablelearn run` accepts."""
+    e = diagnosis.experiment
+    raw = {k: v for k, v in e.raw.items() if k not in ("variants", "data", "model", "optimizer")}
+    tables = diagnosis.recommended.tables if diagnosis.recommended else diagnosis.baseline_tables
+    name = diagnosis.recommended.name if diagnosis.recommended else "your configuration"
+    raw |= {"id": f"{e.id}-recommended", "title": f"{e.title}: {name}", "dataset": dataset_path}
+    raw["description"] = f"Written by stablelearn doctor: {name}."
+    return raw | copy.deepcopy(tables)
