@@ -19,7 +19,7 @@ from stablelearn.runner import ExperimentResult, VariantResult, run_experiment
 
 SMALL = {"repeats": 2, "epochs": 3}  # one set of overrides, so compiled programs are shared
 TRAINED = ("tanh-5", "standardized-target", "gradient-clipping")
-PER_LAYER = ("grad_norm_mean", "grad_norm_max", "grad_abs_max", "update_ratio", "weight_norm")
+PER_LAYER = ("grad_norm", "grad_abs_max", "update_ratio", "weight_norm")
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +109,9 @@ def test_what_diverged_runs_measure_on_nan_weights_is_dropped(results):
     for i, epoch in enumerate(train.diverged_epoch):
         assert np.isnan(cleaned["clip_rate"][i, epochs >= epoch]).all()
         assert np.isnan(cleaned["dead_fraction"][i, epochs >= epoch]).all()
-        assert np.isnan(cleaned["grad_norm_mean"][i, epochs > epoch]).all()
+        assert np.isnan(cleaned["grad_norm"][i, epochs > epoch]).all()
         np.testing.assert_array_equal(
-            cleaned["grad_norm_mean"][i, :epoch], raw["grad_norm_mean"][i, :epoch]
+            cleaned["grad_norm"][i, :epoch], raw["grad_norm"][i, :epoch]
         )
     assert set(cleaned) == {k for k, v in raw.items() if v.ndim >= 2}
 
@@ -174,11 +174,11 @@ def names(layers: int) -> list[str]:
 
 def test_gradient_figure_on_deep_models_zeros_infs_clipping_and_no_telemetry(tmp_path):
     deep = fake_telemetry(21)
-    deep["grad_norm_mean"][:, 10:, :-1] = 0.0  # the hidden layers die: exactly 0
+    deep["grad_norm"][:, 10:, :-1] = 0.0  # the hidden layers die: exactly 0
     deep["clip_rate"][:] = 0.5  # a heat map of dead fractions with a clip-rate line
     exploding = fake_telemetry(6, activation="tanh", seed=1)
-    exploding["grad_norm_mean"][:, 0] = np.inf
-    exploding["grad_norm_mean"][:, 1:] = np.nan
+    exploding["grad_norm"][:, 0] = np.inf
+    exploding["grad_norm"][:, 1:] = np.nan
     exploding["first_nonfinite_step"][:] = [3, 5, 4]
     linear = fake_telemetry(3, activation="linear", seed=2)
     result = fake_experiment(

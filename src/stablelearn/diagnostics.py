@@ -205,7 +205,7 @@ def detect_not_learning(result: TrainResult) -> Finding | None:
 
 def detect_exploding(result: TrainResult) -> Finding | None:
     t = result.telemetry
-    grad_max = np.nanmax(t["grad_norm_max"], axis=2) if t else None  # [models, epochs]
+    grad_max = np.nanmax(t["grad_norm"], axis=2) if t else None  # [models, epochs]
     growth = np.zeros(result.n_models)
     if grad_max is not None:
         with np.errstate(all="ignore"):
@@ -223,7 +223,7 @@ def detect_exploding(result: TrainResult) -> Finding | None:
         steps = steps[steps > 0]
         if steps.size:
             evidence["first_nonfinite_step_min"] = int(steps.min())
-        evidence["largest_gradient_norm"] = float(np.nanmax(t["grad_norm_max"][mask]))
+        evidence["largest_gradient_norm"] = float(np.nanmax(t["grad_norm"][mask]))
     where = f"from epoch {evidence['diverged_epoch_min']}" if diverged.size else "growing 1000x"
     return Finding(
         "exploding_gradients", "Exploding gradients", "critical",
@@ -239,7 +239,7 @@ def detect_vanishing(result: TrainResult) -> Finding | None:
     if not t or result.runs[0].model.depth == 0:
         return None
     with np.errstate(all="ignore"):
-        per_layer = np.nanmedian(t["grad_norm_mean"], axis=1)  # [models, layers]
+        per_layer = np.nanmedian(t["grad_norm"], axis=1)  # [models, layers]
         ratio = np.nanmin(per_layer[:, :-1], axis=1) / per_layer[:, -1]
     mask = (
         not_learning_mask(result)

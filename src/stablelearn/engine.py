@@ -42,7 +42,8 @@ from stablelearn.optim import (
 )
 from stablelearn.results import Timing, TrainResult
 
-_SHUFFLE_STREAM = 0x5EED  # keeps the shuffle stream apart from any other use of a seed
+_SHUFFLE_STREAM = 0x5EED
+ACTIVATION_SAMPLES = 100  # epochs at which dead/saturated units are measured, at most  # keeps the shuffle stream apart from any other use of a seed
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def _train_program(
             program.optimizer, hp
         )
 
-    def model_step(params, opt_state, hp, v, rows, weights):
+    def model_step(params, opt_state, acc, hp, v, rows, weights, step):
         # one gather of whole rows; indexing the variant first would copy its full split
         x_t = train_x[v, rows].T
         y = train_y[v, rows]
@@ -192,45 +193,67 @@ def _train_program(
         sums += [
             jnp.sum(losses.per_example_metric(m, output, y) * weights) for m in program.metrics
         ]
-        out = {"sums": jnp.stack(sums)}
         if program.telemetry:
-            out["telemetry"] = telemetry.step_stats(params, grads, clipped, updates, loss)
-        return optax.apply_updates(params, updates), (clip_state, optimizer_state), out
+            seen = clipped if program.optimizer.clip_modes else None
+            acc = telemetry.accumulate(acc, grads, seen, loss, step)
+        new_state = (clip_state, optimizer_state)
+        return optax.apply_updates(params, updates), new_state, acc, jnp.stack(sums)
 
-    steps = jax.vmap(model_step, in_axes=(0, 0, 0, 0, 0, None))
+    steps = jax.vmap(model_step, in_axes=(0, 0, 0, 0, 0, 0, None, None))
     evaluate = jax.vmap(
         lambda p, v, x_t, y: _evaluate(program, p, x_t[v], y[v]), in_axes=(0, 0, None, None)
     )
     activations = jax.vmap(lambda p, v: telemetry.activation_stats(program.model, p, train_x_t[v]))
+    n_steps = batch_weights.shape[0]
+    epoch_stats = jax.vmap(lambda acc, start, end: telemetry.epoch_stats(acc, start, end, n_steps))
 
     def step(carry, xs):
-        params, opt_state = carry
-        rows, weights = xs
-        params, opt_state, out = steps(params, opt_state, hyperparameters, variant, rows, weights)
-        return (params, opt_state), out
+        params, opt_state, acc = carry
+        rows, weights, index = xs
+        params, opt_state, acc, sums = steps(
+            params, opt_state, acc, hyperparameters, variant, rows, weights, index
+        )
+        return (params, opt_state, acc), sums
 
-    def epoch(carry, rows):
-        carry, per_step = jax.lax.scan(step, carry, (rows, batch_weights))
-        means = per_step["sums"].sum(axis=0) / n_train
+    n_epochs = batch_rows.shape[0]
+    # dead/saturated units need a forward pass over the whole training split; in long
+    # runs it is taken every `stride` epochs (about 100 samples) and on the last epoch
+    stride = max(1, -(-n_epochs // ACTIVATION_SAMPLES))
+
+    def unit_stats(params, index):
+        def measure():
+            return activations(params, variant)
+
+        def skip():
+            return jax.tree.map(
+                lambda a: jnp.full(a.shape, jnp.nan, a.dtype), jax.eval_shape(measure)
+            )
+
+        due = (index % stride == stride - 1) | (index == n_epochs - 1) | (stride == 1)
+        return jax.lax.cond(due, measure, skip)
+
+    def epoch(carry, xs):
+        rows, index = xs
+        start, opt_state = carry
+        acc = jax.vmap(telemetry.init_accumulator)(start) if program.telemetry else ()
+        xs = (rows, batch_weights, jnp.arange(n_steps))
+        (params, opt_state, acc), sums = jax.lax.scan(step, (start, opt_state, acc), xs)
+        means = sums.sum(axis=0) / n_train
         scores = [means[:, 0]]
         scores += [losses.finish_metric(m, means[:, i + 1]) for i, m in enumerate(program.metrics)]
-        params = carry[0]
         out = {"train": jnp.stack(scores, axis=1)}
         out["finite"] = jax.vmap(_all_finite)(params) & jnp.isfinite(means[:, 0])
         if program.validation:
             out["val"], _ = evaluate(params, variant, test_x_t, test_y)
         if program.telemetry:
-            out["telemetry"] = {
-                **telemetry.epoch_stats(per_step["telemetry"]),
-                "weight_norm": jax.vmap(telemetry.layer_norms)(params),
-                **activations(params, variant),
-            }
-        return carry, out
+            out["telemetry"] = {**epoch_stats(acc, start, params), **unit_stats(params, index)}
+        return (params, opt_state), out
 
     opt_state = jax.vmap(lambda p, hp: tuple(stage.init(p) for stage in stages(hp)))(
         params, hyperparameters
     )
-    (params, _), history = jax.lax.scan(epoch, (params, opt_state), batch_rows)
+    xs = (batch_rows, jnp.arange(n_epochs))
+    (params, _), history = jax.lax.scan(epoch, (params, opt_state), xs)
     train_scores, train_pred = evaluate(params, variant, train_x_t, train_y)
     test_scores, test_pred = evaluate(params, variant, test_x_t, test_y)
     return {

@@ -199,7 +199,7 @@ def _clean_telemetry(result: TrainResult) -> dict[str, np.ndarray]:
     too: with NaN weights no ReLU looks dead and no unit looks saturated.
     """
     t = {k: np.array(v, dtype=float) for k, v in result.telemetry.items() if v.ndim >= 2}
-    epochs = np.arange(1, t["grad_norm_mean"].shape[1] + 1)[None, :]
+    epochs = np.arange(1, t["grad_norm"].shape[1] + 1)[None, :]
     start = np.where(result.diverged, result.diverged_epoch, epochs.shape[1] + 1)[:, None]
     for key, values in t.items():
         per_step = key.startswith(("grad_", "update_", "weight_"))
@@ -331,6 +331,12 @@ def _depth_profile(ax, median: np.ndarray, names: Sequence[str]) -> None:
         )  # fmt: skip
 
 
+def _hold(values: np.ndarray) -> np.ndarray:
+    """Carry each finite value forward over the NaN epochs after it."""
+    index = np.where(np.isfinite(values), np.arange(values.size), 0)
+    return values[np.maximum.accumulate(index)]
+
+
 def _hidden_fractions(ax, result: TrainResult, t: dict[str, np.ndarray]):
     """Median dead-ReLU / saturated-unit fraction per hidden layer, and the clip rate.
 
@@ -361,7 +367,8 @@ def _hidden_fractions(ax, result: TrainResult, t: dict[str, np.ndarray]):
         ax.set_yticks([])
         return None
     if len(rows) > FRACTION_LINES_MAX:
-        z = np.stack([values for _, _, values in rows])
+        # long runs measure units every few epochs: hold each value until the next one
+        z = np.stack([_hold(values) for _, _, values in rows])
         image = ax.imshow(
             np.ma.masked_invalid(z), aspect="auto", origin="lower", interpolation="nearest",
             cmap=FRACTION_CMAP, vmin=0.0, vmax=1.0,
@@ -377,9 +384,17 @@ def _hidden_fractions(ax, result: TrainResult, t: dict[str, np.ndarray]):
             twin.set_ylabel("clip rate (black line)", fontsize=8)
         return image
     for n, (name, kind, values) in enumerate(rows):
-        if np.isfinite(values).any():  # not after every run diverged
+        measured = np.isfinite(values)  # units are measured every few epochs in long runs
+        if measured.any():  # not after every run diverged
             style = "-" if kind == "dead" else "--"
-            ax.plot(epochs, values, style, color=f"C{n}", linewidth=1.4, label=f"{name} {kind}")
+            ax.plot(
+                epochs[measured],
+                values[measured],
+                style,
+                color=f"C{n}",
+                linewidth=1.4,
+                label=f"{name} {kind}",
+            )
     if show_clip:
         ax.plot(epochs, clip, ":", color="black", linewidth=1.8, label="clip rate (steps)")
     ax.set_ylim(-0.03, 1.03)
@@ -407,7 +422,7 @@ def gradient_figure(result: ExperimentResult, path: Path) -> Path:
     fig.get_layout_engine().set(w_pad=0.08)  # keeps colour-bar and y labels apart
     axes = fig.subplots(rows, 3, squeeze=False, width_ratios=[1.25, 1.0, 1.0])
     cleaned = [_clean_telemetry(v.result) if v.result.telemetry else None for v in result.variants]
-    medians = [_nanmedian(t["grad_norm_mean"]) if t else None for t in cleaned]
+    medians = [_nanmedian(t["grad_norm"]) if t else None for t in cleaned]
     scale = _grad_norm_scale([m for m in medians if m is not None])
     norm = scale or LogNorm(1e-3, 1.0)  # no finite norm at all: only 0 / Inf / NaN to show
     any_zero = any_inf = False
@@ -461,7 +476,7 @@ def gradient_figure(result: ExperimentResult, path: Path) -> Path:
         bar.set_label("dead / saturated fraction", fontsize=8)
     fig.suptitle(
         f"{result.experiment.title}: gradient flow (medians over {result.experiment.repeats} "
-        "repeats; gradient norms are per-epoch means over steps, before clipping)",
+        "repeats; gradient norms: RMS over each epoch's steps, before clipping)",
         fontsize=11,
     )
     return _save(fig, path)

@@ -55,8 +55,9 @@ class TrainResult:
     NaN/Inf, or -1 if they never did.
 
     telemetry (see stablelearn.telemetry; empty when switched off) holds per-layer
-    arrays [models, epochs, layers] (grad_norm_mean, grad_norm_max, grad_abs_max,
-    update_ratio, weight_norm), per-hidden-layer arrays [models, epochs, hidden]
+    arrays [models, epochs, layers] (grad_norm: RMS over the epoch's steps of the
+    layer's gradient L2 norm; grad_abs_max; update_ratio; weight_norm),
+    per-hidden-layer arrays [models, epochs, hidden]
     (dead_fraction, saturated_fraction), clip_rate [models, epochs], and
     first_nonfinite_step [models] (1-based optimizer step, -1 if never). Models of
     different depths are padded with NaN to the deepest one.
@@ -204,7 +205,7 @@ class TrainResult:
         )
 
 
-_PER_LAYER = ("grad_norm_mean", "grad_norm_max", "grad_abs_max", "update_ratio", "weight_norm")
+_PER_LAYER = ("grad_norm", "grad_abs_max", "update_ratio", "weight_norm")
 _PER_HIDDEN = ("dead_fraction", "saturated_fraction")
 
 
@@ -212,7 +213,7 @@ def _stitch_telemetry(
     n: int, epochs: int, groups: Sequence[tuple[list[int], dict[str, Any]]]
 ) -> dict[str, np.ndarray]:
     """Per-group telemetry [epochs, models, ...] into [models, epochs, ...] in run order."""
-    layers = max(g["out"]["history"]["telemetry"]["grad_norm_mean"].shape[2] for _, g in groups)
+    layers = max(g["out"]["history"]["telemetry"]["grad_norm"].shape[2] for _, g in groups)
     stitched = {key: np.full((n, epochs, layers), np.nan, np.float32) for key in _PER_LAYER}
     stitched |= {key: np.full((n, epochs, layers - 1), np.nan, np.float32) for key in _PER_HIDDEN}
     stitched["clip_rate"] = np.full((n, epochs), np.nan, np.float32)
@@ -225,8 +226,8 @@ def _stitch_telemetry(
             stitched[key][idx, :, : values.shape[2]] = values
         stitched["clip_rate"][idx] = t["clip_rate"].T
         steps = group["steps_per_epoch"]
-        first_bad = t["first_bad_step"].T  # [models, epochs]; `steps` means none
-        bad = first_bad < steps
+        first_bad = t["first_bad_step"].T  # [models, epochs]; -1 means none
+        bad = first_bad >= 0
         first_epoch = np.argmax(bad, axis=1)
         step_in_epoch = first_bad[np.arange(len(idx)), first_epoch]
         stitched["first_nonfinite_step"][idx] = np.where(

@@ -1,15 +1,22 @@
 """Gradient-flow telemetry, computed inside the compiled training loop.
 
 Per model, layer and epoch: the L2 norm of the layer's gradient (kernel and bias
-together) as the mean and the max over the epoch's steps, the largest absolute
-gradient entry, the weight norm at the epoch's end and the update-to-weight ratio
-||update|| / ||w||. Per model and epoch: the fraction of steps where clipping changed
-the gradient, and the first step whose loss or gradient was NaN/Inf. Per hidden layer,
-at each epoch's end on the whole training split: the fraction of dead ReLU units
+together) as a root mean square over the epoch's steps, the largest absolute gradient
+entry, the weight norm at the epoch's end and the epoch's update-to-weight ratio
+||w_end - w_start|| / ||w_start||. Per model and epoch: the fraction of steps where
+clipping changed the gradient, and the first step whose loss was NaN/Inf. Per hidden
+layer, at each epoch's end on the whole training split: the fraction of dead ReLU units
 (zero for every training example) and of saturated tanh/sigmoid activations
 (|tanh| > 0.99; sigmoid outside [0.01, 0.99]). Gradients are recorded *before*
 clipping: that is the number that says whether gradients explode.
+
+Cost: per-step statistics are accumulated element-wise (g^2 and max |g|), operations
+XLA fuses with the optimizer's own element-wise update, and reduced once per epoch.
+Reducing every gradient at every step instead cost 40-75% more training time on the
+lesson's models (benchmarks/bench_engine.py measures the overhead).
 """
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,59 +27,58 @@ TANH_SATURATION = 0.99
 SIGMOID_SATURATION = 0.01
 NOT_APPLICABLE = jnp.nan  # dead units for tanh, saturation for relu, ...
 
-STEP_KEYS = ("grad_norm", "grad_abs_max", "update_ratio", "clipped", "finite")
-
 
 def layer_norms(tree: Params) -> jax.Array:
     """L2 norm per layer over its kernel and bias together: [layers]."""
     return jnp.stack([jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in layer.values())) for layer in tree])
 
 
-def layer_abs_max(tree: Params) -> jax.Array:
-    return jnp.stack(
-        [jnp.max(jnp.stack([jnp.max(jnp.abs(leaf)) for leaf in layer.values()])) for layer in tree]
-    )
+def init_accumulator(params: Params) -> dict[str, Any]:
+    """Running sums for one model over one epoch."""
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return {"sq": zeros, "abs": zeros, "clipped": jnp.float32(0), "first_bad": jnp.int32(-1)}
 
 
-def step_stats(
-    params: Params, grads: Params, clipped: Params, updates: Params, loss: jax.Array
+def accumulate(
+    acc: dict[str, Any], grads: Params, clipped: Params | None, loss: jax.Array, step: jax.Array
+) -> dict[str, Any]:
+    """Add one step. Non-finite gradient entries add nothing, so the epoch in which a
+    model diverges still shows how large its gradients grew. `clipped` is the gradient
+    after clipping, or None when no model of the ensemble clips."""
+    safe = jax.tree.map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grads)
+    out = {
+        "sq": jax.tree.map(lambda a, g: a + g * g, acc["sq"], safe),
+        "abs": jax.tree.map(lambda a, g: jnp.maximum(a, jnp.abs(g)), acc["abs"], safe),
+        "clipped": acc["clipped"],
+    }
+    if clipped is not None:
+        pairs = zip(jax.tree.leaves(grads), jax.tree.leaves(clipped), strict=True)
+        changed = jnp.any(jnp.stack([jnp.any(a != b) for a, b in pairs]))
+        # NaN != NaN: a non-finite step does not count as clipped
+        out["clipped"] = acc["clipped"] + (changed & jnp.isfinite(loss)).astype(jnp.float32)
+    # after a NaN/Inf gradient the next step's loss is NaN, so checking the loss finds
+    # the first bad step at most one step late without reducing every gradient
+    bad = ~jnp.isfinite(loss)
+    out["first_bad"] = jnp.where((acc["first_bad"] < 0) & bad, step, acc["first_bad"])
+    return out
+
+
+def epoch_stats(
+    acc: dict[str, Any], start: Params, end: Params, n_steps: int
 ) -> dict[str, jax.Array]:
-    """What one optimizer step of one model reveals about its gradients."""
-    grads_finite = jnp.all(
-        jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(grads)])
+    """Per-layer statistics of one model's epoch from its accumulator and weights."""
+    squares = jnp.stack([sum(jnp.sum(leaf) for leaf in layer.values()) for layer in acc["sq"]])
+    largest = jnp.stack(
+        [jnp.max(jnp.stack([jnp.max(leaf) for leaf in layer.values()])) for layer in acc["abs"]]
     )
-    pairs = zip(jax.tree.leaves(grads), jax.tree.leaves(clipped), strict=True)
-    # NaN != NaN: without the finiteness guard a NaN gradient would count as clipped
-    changed = jnp.any(jnp.stack([jnp.any(a != b) for a, b in pairs])) & grads_finite
+    moved = jax.tree.map(lambda a, b: b - a, start, end)
     return {
-        "grad_norm": layer_norms(grads),
-        "grad_abs_max": layer_abs_max(grads),
-        "update_ratio": layer_norms(updates) / jnp.maximum(layer_norms(params), 1e-12),
-        "clipped": changed.astype(jnp.float32),
-        "finite": grads_finite & jnp.isfinite(loss),
-    }
-
-
-def epoch_stats(steps: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Reduce the step stats of one epoch (leading axis: steps) for each model.
-
-    Norms are reduced over the finite steps only (Inf and NaN left out), so the epoch
-    in which a model diverges still shows how large its gradients grew before they
-    overflowed; `first_bad_step` says when that happened.
-    """
-    bad = ~steps["finite"]
-    n_steps = bad.shape[0]
-    finite = {
-        k: jnp.where(jnp.isfinite(steps[k]), steps[k], jnp.nan)
-        for k in ("grad_norm", "grad_abs_max", "update_ratio")
-    }
-    return {
-        "grad_norm_mean": jnp.nanmean(finite["grad_norm"], axis=0),
-        "grad_norm_max": jnp.nanmax(finite["grad_norm"], axis=0),
-        "grad_abs_max": jnp.nanmax(finite["grad_abs_max"], axis=0),
-        "update_ratio": jnp.nanmean(finite["update_ratio"], axis=0),
-        "clip_rate": jnp.mean(steps["clipped"], axis=0),
-        "first_bad_step": jnp.where(jnp.any(bad, axis=0), jnp.argmax(bad, axis=0), n_steps),
+        "grad_norm": jnp.sqrt(squares / n_steps),
+        "grad_abs_max": largest,
+        "update_ratio": layer_norms(moved) / jnp.maximum(layer_norms(start), 1e-12),
+        "weight_norm": layer_norms(end),
+        "clip_rate": acc["clipped"] / n_steps,
+        "first_bad_step": acc["first_bad"],
     }
 
 
