@@ -91,33 +91,22 @@ def learning_curves(result: ExperimentResult, path: Path) -> Path:
 
 
 def box_plot(result: ExperimentResult, path: Path) -> Path:
-    """Test scores per variant, as the lesson's comparison box plot; diverged runs are
-    left out of the box and counted under its label."""
+    """Test scores per variant, as the lesson's comparison box plot."""
     metric = result.metric
-    values, labels = [], []
-    for variant in result.variants:
-        scores = variant.result.test_scores[metric]
-        finite = scores[np.isfinite(scores)]
-        values.append(finite if finite.size else np.array([np.nan]))
-        diverged = scores.size - finite.size
-        labels.append(variant.name + (f"\n({diverged} diverged)" if diverged else ""))
-    fig = Figure(figsize=(max(6.0, 2.2 * len(values)), 4.2), layout="constrained")
-    ax = fig.subplots()
-    ax.boxplot(values, tick_labels=labels)
-    ax.set_ylabel(f"test {'MSE' if metric == 'loss' else metric}")
-    if metric == "loss" and _use_log_scale([np.concatenate(values)]):
-        ax.set_yscale("log")
-    ax.set_title(
-        f"{result.experiment.title} ({result.experiment.repeats} repeats each)", fontsize=10
+    return score_box_plot(
+        [v.name for v in result.variants],
+        [v.result.test_scores[metric] for v in result.variants],
+        f"test {'MSE' if metric == 'loss' else metric}",
+        f"{result.experiment.title} ({result.experiment.repeats} repeats each)",
+        path,
     )
-    return _save(fig, path)
 
 
 def score_box_plot(
     names: Sequence[str], values: Sequence[np.ndarray], ylabel: str, title: str, path: Path
 ) -> Path:
-    """Box plots of one held-out score per configuration (the doctor's comparison);
-    non-finite scores (diverged runs) are left out of the box and counted in the label."""
+    """Box plots of one score per configuration; non-finite scores (diverged runs) are
+    left out of the box and counted under its label."""
     boxes, labels = [], []
     for name, scores in zip(names, values, strict=True):
         scores = np.asarray(scores, np.float64)
@@ -125,11 +114,12 @@ def score_box_plot(
         boxes.append(finite if finite.size else np.array([np.nan]))
         lost = scores.size - finite.size
         labels.append(name + (f"\n({lost} diverged)" if lost else ""))
-    fig = Figure(figsize=(max(6.0, 1.6 * len(boxes)), 4.4), layout="constrained")
+    fig = Figure(figsize=(max(6.0, 1.8 * len(boxes)), 4.4), layout="constrained")
     ax = fig.subplots()
     ax.boxplot(boxes, tick_labels=labels)
-    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-    finite = np.concatenate([b[np.isfinite(b)] for b in boxes] + [np.zeros(0)])
+    if len(boxes) > 4:
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    finite = np.concatenate([b[np.isfinite(b)] for b in boxes])
     if finite.size and _use_log_scale([finite]):
         ax.set_yscale("log")
     ax.set_ylabel(ylabel)
