@@ -253,7 +253,7 @@ def test_bce_logits_and_clipped_forms_agree_on_healthy_models():
             lambda m, d: sl.Run(sl.MLP(20, (), sl.Dense(2)), sl.SGD(), d),
             "output layer must have 1 unit",
         ),
-        (lambda m, d: sl.Run(m, sl.SGD(), d, seed=-1), "non-negative integer"),
+        (lambda m, d: sl.Run(m, sl.SGD(), d, seed=-1), "integer from 0 to 2\\*\\*32 - 1"),
         (
             lambda m, d: sl.Run(m, sl.SGD(), d, config=sl.TrainConfig(loss="bce")),
             "regression target needs",

@@ -266,57 +266,78 @@ def per_repeat(variant: str, check: Check) -> Evaluate:
 
 @dataclass(frozen=True)
 class Claim:
+    """A claim of the lesson, the experiment and variants it is checked on, and the
+    shortest run and fewest repeats that can decide it."""
+
     id: str
     text: str
     experiment: str
     evaluate: Evaluate
+    variants: tuple[str, ...] = ()
+    min_epochs: int = 1
+    min_repeats: int = 1
+
+
+def _single(
+    claim_id: str, text: str, experiment: str, variant: str, check: Check, min_epochs: int = 1
+) -> Claim:
+    """A claim about single runs of one variant, judged on every repeat."""
+    return Claim(claim_id, text, experiment, per_repeat(variant, check), (variant,), min_epochs)
 
 
 CLAIMS: list[Claim] = [
-    Claim("unscaled-target-nan", "An MLP trained on the unscaled target cannot learn: its loss becomes NaN (weights explode).",
-          "unscaled-mlp", per_repeat("unscaled-mlp", _unscaled_diverges)),
-    Claim("standardized-target-learns", "With a standardized target the model learns the problem well (lesson: Test MSE 0.007).",
-          "standardized-target", per_repeat("standardized-target", _learns_regression)),
-    Claim("normalized-target-learns", "Normalizing the target instead also lets the model learn (the lesson's suggested exercise).",
-          "normalized-target", per_repeat("normalized-target", _learns_regression)),
+    _single("unscaled-target-nan", "An MLP trained on the unscaled target cannot learn: its loss becomes NaN (weights explode).",
+            "unscaled-mlp", "unscaled-mlp", _unscaled_diverges),
+    _single("standardized-target-learns", "With a standardized target the model learns the problem well (lesson: Test MSE 0.007).",
+            "standardized-target", "standardized-target", _learns_regression),
+    _single("normalized-target-learns", "Normalizing the target instead also lets the model learn (the lesson's suggested exercise).",
+            "normalized-target", "normalized-target", _learns_regression),
     Claim("normalized-inputs-best", "Normalized inputs give lower and tighter test error than unscaled or standardized inputs.",
-          "input-scaling", _normalized_inputs_best),
+          "input-scaling", _normalized_inputs_best, ("unscaled", "normalized", "standardized"), min_repeats=5),
     Claim("unscaled-vs-standardized-inputs-similar", "There is little difference between unscaled and standardized inputs.",
-          "input-scaling", _unscaled_close_to_standardized),
-    Claim("tanh1-reaches-80", "A one-hidden-layer tanh MLP reaches about 80% accuracy on the circles (lesson: 0.816).",
-          "tanh-1", per_repeat("tanh-1", lambda v: _accuracy_at_least(v, 0.75))),
-    Claim("tanh5-fails", "With five tanh hidden layers the model fails to learn (vanishing gradients; lesson: Test 0.468).",
-          "tanh-5", per_repeat("tanh-5", lambda v: _accuracy_below(v, 0.6))),
-    Claim("relu5-learns", "ReLU + He initialization lets the five-layer MLP learn (lesson: Test 0.840).",
-          "relu-5", per_repeat("relu-5", lambda v: _accuracy_at_least(v, 0.75))),
-    Claim("relu5-converges-200", "The five-layer ReLU model converges in about 200 epochs.",
-          "relu-5", per_repeat("relu-5", _relu5_converges)),
-    Claim("relu15-learns-sometimes", "With 15 ReLU layers the model is still able to learn, at least some of the time.",
-          "relu-15", per_repeat("relu-15", lambda v: _accuracy_at_least(v, 0.75))),
-    Claim("relu20-fails", "At about 20 layers the model is no longer capable of learning the problem.",
-          "relu-20", per_repeat("relu-20", lambda v: _accuracy_below(v, 0.6))),
-    Claim("clipping-none-diverges", "Without clipping the unscaled-target MLP diverges to NaN.",
-          "gradient-clipping", per_repeat("no clipping", _unscaled_diverges)),
-    Claim("clipnorm-per-tensor-20000-to-100", "With clipnorm=1.0 (Keras 2.4+/3: per tensor) the MSE falls from above 20,000 to below 100 within 20 epochs.",
-          "gradient-clipping", per_repeat("clipnorm 1.0 (per tensor)", _clipnorm_drop)),
-    Claim("clipnorm-global-20000-to-100", "With clipnorm=1.0 read as one global norm (Keras <= 2.3) the MSE falls from above 20,000 to below 100 within 20 epochs.",
-          "gradient-clipping", per_repeat("clipnorm 1.0 (global)", _clipnorm_drop)),
-    Claim("clipvalue-sub100-fast", "With clipvalue=5.0 the model achieves a sub-100 MSE within just a few (5) epochs.",
-          "gradient-clipping", per_repeat("clipvalue 5.0", _clipvalue_fast)),
-    Claim("clipnorm-keeps-finite", "Gradient norm scaling keeps training on the unscaled target finite.",
-          "gradient-clipping", per_repeat("clipnorm 1.0 (per tensor)", _stays_finite)),
-    Claim("clipvalue-keeps-finite", "Gradient value clipping keeps training on the unscaled target finite.",
-          "gradient-clipping", per_repeat("clipvalue 5.0", _stays_finite)),
+          "input-scaling", _unscaled_close_to_standardized, ("unscaled", "standardized"), min_repeats=10),
+    _single("tanh1-reaches-80", "A one-hidden-layer tanh MLP reaches about 80% accuracy on the circles (lesson: 0.816).",
+            "tanh-1", "tanh-1", lambda v: _accuracy_at_least(v, 0.75)),
+    _single("tanh5-fails", "With five tanh hidden layers the model fails to learn (vanishing gradients; lesson: Test 0.468).",
+            "tanh-5", "tanh-5", lambda v: _accuracy_below(v, 0.6)),
+    _single("relu5-learns", "ReLU + He initialization lets the five-layer MLP learn (lesson: Test 0.840).",
+            "relu-5", "relu-5", lambda v: _accuracy_at_least(v, 0.75)),
+    _single("relu5-converges-200", "The five-layer ReLU model converges in about 200 epochs.",
+            "relu-5", "relu-5", _relu5_converges, min_epochs=250),
+    _single("relu15-learns-sometimes", "With 15 ReLU layers the model is still able to learn, at least some of the time.",
+            "relu-15", "relu-15", lambda v: _accuracy_at_least(v, 0.75)),
+    _single("relu20-fails", "At about 20 layers the model is no longer capable of learning the problem.",
+            "relu-20", "relu-20", lambda v: _accuracy_below(v, 0.6)),
+    _single("clipping-none-diverges", "Without clipping the unscaled-target MLP diverges to NaN.",
+            "gradient-clipping", "no clipping", _unscaled_diverges),
+    _single("clipnorm-per-tensor-20000-to-100", "With clipnorm=1.0 (Keras 2.4+/3: per tensor) the MSE falls from above 20,000 to below 100 within 20 epochs.",
+            "gradient-clipping", "clipnorm 1.0 (per tensor)", _clipnorm_drop, min_epochs=20),
+    _single("clipnorm-global-20000-to-100", "With clipnorm=1.0 read as one global norm (Keras <= 2.3) the MSE falls from above 20,000 to below 100 within 20 epochs.",
+            "gradient-clipping", "clipnorm 1.0 (global)", _clipnorm_drop, min_epochs=20),
+    _single("clipvalue-sub100-fast", "With clipvalue=5.0 the model achieves a sub-100 MSE within just a few (5) epochs.",
+            "gradient-clipping", "clipvalue 5.0", _clipvalue_fast, min_epochs=5),
+    _single("clipnorm-keeps-finite", "Gradient norm scaling keeps training on the unscaled target finite.",
+            "gradient-clipping", "clipnorm 1.0 (per tensor)", _stays_finite),
+    _single("clipvalue-keeps-finite", "Gradient value clipping keeps training on the unscaled target finite.",
+            "gradient-clipping", "clipvalue 5.0", _stays_finite),
 ]  # fmt: skip
 
 
 def check_claims(results: Mapping[str, ExperimentResult]) -> list[ClaimResult]:
-    """Every claim whose experiment is among `results`, in lesson order."""
+    """Every claim whose experiment (with the variants it needs) is among `results`, in
+    lesson order. A run too short or with too few repeats to decide a claim gets the
+    verdict "not measured", never a "does not hold" it did not earn."""
     checked = []
     for claim in CLAIMS:
-        if claim.experiment in results:
-            verdict, measured = claim.evaluate(results[claim.experiment])
-            checked.append(
-                ClaimResult(claim.id, claim.text, (claim.experiment,), verdict, measured)
-            )
+        result = results.get(claim.experiment)
+        if result is None or not set(claim.variants) <= {v.name for v in result.variants}:
+            continue
+        experiment = result.experiment
+        if experiment.config.epochs < claim.min_epochs:
+            verdict, measured = f"not measured (needs {claim.min_epochs} epochs or more)", {}
+        elif experiment.repeats < claim.min_repeats:
+            verdict, measured = f"not measured (needs {claim.min_repeats} repeats or more)", {}
+        else:
+            verdict, measured = claim.evaluate(result)
+        checked.append(ClaimResult(claim.id, claim.text, (claim.experiment,), verdict, measured))
     return checked

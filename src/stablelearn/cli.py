@@ -331,56 +331,88 @@ def reproduce_command(
 def _doctor_raw(
     data_path: Path, target: str, task: str | None, config: Path | None, flags: dict[str, Any]
 ) -> dict[str, Any]:
-    """The user's configuration as an experiment table: a TOML file, flags, or the lesson's
-    MLP and SGD, with the output layer the task needs."""
-    import tomllib
-
+    """The user's configuration as an experiment table: an experiment file and/or flags
+    over the lesson's MLP and SGD, with the output layer the task needs. Flags change
+    only what they name."""
+    from stablelearn.experiments import load_file, load_mapping, variant_tables
     from stablelearn.tables import load_table
 
-    table = load_table(data_path, target, task)
-    dataset = table.dataset
+    dataset = load_table(data_path, target, task).dataset
+    where = {"dataset": str(data_path.resolve()), "target": target, "task": dataset.task}
     if config is not None:
         if not config.is_file():
             raise StablelearnError(f"No configuration file at {config}.")
-        try:
-            raw = tomllib.loads(config.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise StablelearnError(f"{config.name}: not valid TOML ({err}).") from None
-    else:
-        raw = {}
-    model = dict(raw.get("model", {}))
-    if not model or any(flags[k] is not None for k in ("depth", "units", "activation", "init")):
-        model = {
-            "depth": flags["depth"] if flags["depth"] is not None else 1,
-            "units": flags["units"] or 25,
-            "activation": flags["activation"] or "relu",
-            "kernel_initializer": flags["init"] or "he_uniform",
+        base = {
+            k: v
+            for k, v in load_file(config).raw.items()
+            if k not in ("n_train", "kind", "figures")
         }
+    else:
+        base = {
+            "model": {
+                "depth": 1,
+                "units": 25,
+                "activation": "relu",
+                "kernel_initializer": "he_uniform",
+            },
+            "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
+        }
+    model = dict(base.get("model", {}))
     if "output" not in model:
         output = {"regression": (1, "linear"), "binary": (1, "sigmoid")}.get(
             dataset.task, (int(dataset.y.max()) + 1, "softmax")
         )
         model["output"] = {"units": output[0], "activation": output[1]}
-    optimizer = dict(raw.get("optimizer", {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}))
-    if flags["optimizer"] is not None and flags["optimizer"] != optimizer.get("name", "sgd"):
-        optimizer = {"name": flags["optimizer"]}
+    resolved = load_mapping(
+        {
+            "id": "doctor",
+            **{k: v for k, v in base.items() if k != "variants"},
+            **where,
+            "model": model,
+        },
+        config.name if config else "doctor",
+    )
+    tables = variant_tables(resolved.variants[0])
+    hidden = tables["model"]["hidden"]
+    template = (
+        dict(hidden[0])
+        if hidden
+        else {"units": 25, "activation": "relu", "kernel_initializer": "he_uniform"}
+    )
+    changes = {
+        "units": flags["units"],
+        "activation": flags["activation"],
+        "kernel_initializer": flags["init"],
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if changes:
+        template |= changes
+        hidden = [{**layer, **changes} for layer in hidden]
+    if flags["depth"] is not None:
+        hidden = [dict(template) for _ in range(flags["depth"])]
+    tables["model"]["hidden"] = hidden
+    optimizer = tables["optimizer"]
+    if flags["optimizer"] is not None and flags["optimizer"].lower() != optimizer["name"]:
+        optimizer = {"name": flags["optimizer"].lower()}
     for key in ("learning_rate", "momentum", "clipnorm", "clipvalue"):
         if flags[key] is not None:
+            if key in ("clipnorm", "clipvalue"):
+                optimizer = {
+                    k: v
+                    for k, v in optimizer.items()
+                    if k not in ("clipnorm", "clipvalue", "global_clipnorm")
+                }
             optimizer[key] = flags[key]
-    data = dict(raw.get("data", {}))
+    tables["optimizer"] = optimizer
     for key in ("input_scaler", "target_scaler"):
         if flags[key] is not None:
-            data[key] = flags[key]
-    raw = {k: v for k, v in raw.items() if k not in ("variants", "n_train", "kind", "figures")}
+            tables["data"][key] = flags[key]
+    raw = {k: v for k, v in base.items() if k not in ("variants", "data", "model", "optimizer")}
     raw |= {
-        "id": raw.get("id", f"doctor-{data_path.stem}"),
-        "title": raw.get("title", f"Your configuration on {data_path.name}"),
-        "dataset": str(data_path.resolve()),
-        "target": target,
-        "task": dataset.task,
-        "model": model,
-        "optimizer": optimizer,
-        "data": data,
+        "id": base.get("id", f"doctor-{data_path.stem}"),
+        "title": base.get("title", f"Your configuration on {data_path.name}"),
+        **where,
+        **tables,
         "figures": ["learning_curves", "gradients"],
     }
     for key in ("epochs", "batch_size", "repeats", "test_fraction"):

@@ -6,7 +6,7 @@ lesson's circles code scales all rows before splitting; `fit_scalers_on="all"`
 reproduces that on purpose and nowhere else.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.datasets import make_circles, make_regression
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-from stablelearn.errors import ConfigError, DataError, is_integer
+from stablelearn.errors import ConfigError, DataError, is_integer, is_number
 
 Task = Literal["regression", "binary", "multiclass"]
 TASKS = ("regression", "binary", "multiclass")
@@ -126,7 +126,17 @@ class Scaler:
             raise ConfigError(
                 f"Unknown scaler {self.kind!r}; expected one of: {', '.join(SCALERS)}."
             )
-        low, high = self.feature_range
+        pair = self.feature_range
+        if (
+            not isinstance(pair, Sequence)
+            or isinstance(pair, str)
+            or len(pair) != 2
+            or not all(is_number(v) for v in pair)
+        ):
+            raise ConfigError(
+                f"A minmax feature_range needs two numbers [low, high], got {pair!r}."
+            )
+        low, high = pair
         if not low < high:
             raise ConfigError(f"A minmax feature_range needs low < high, got {self.feature_range}.")
         object.__setattr__(self, "feature_range", (float(low), float(high)))
@@ -170,7 +180,7 @@ def as_scaler(value: "str | Mapping[str, Any] | Scaler | None") -> Scaler:
             raise ConfigError(
                 f"A scaler table takes 'kind' and optionally 'feature_range', got {dict(value)!r}."
             )
-        return Scaler(str(value["kind"]), tuple(value.get("feature_range", (0.0, 1.0))))
+        return Scaler(str(value["kind"]), value.get("feature_range", (0.0, 1.0)))
     raise ConfigError(f"A scaler must be a name or a table, got {value!r}.")
 
 

@@ -224,11 +224,16 @@ def detect_exploding(result: TrainResult) -> Finding | None:
         if steps.size:
             evidence["first_nonfinite_step_min"] = int(steps.min())
         evidence["largest_gradient_entry"] = float(np.nanmax(t["grad_abs_max"][mask]))
-    where = f"from epoch {evidence['diverged_epoch_min']}" if diverged.size else "growing 1000x"
+    if diverged.size:
+        what = (
+            f"blew up (from epoch {evidence['diverged_epoch_min']}; the largest gradient entry reached "
+            f"{evidence.get('largest_gradient_entry', float('nan')):.3g}); the loss became NaN/Inf."
+        )
+    else:
+        what = f"have gradient norms growing {EXPLODING_GROWTH:.0f}x or more during training."
     return Finding(
         "exploding_gradients", "Exploding gradients", "critical",
-        f"{mask.sum()} of {result.n_models} models blew up ({where}; the largest gradient entry "
-        f"reached {evidence.get('largest_gradient_entry', float('nan')):.3g}); the loss became NaN/Inf.",
+        f"{mask.sum()} of {result.n_models} models {what}",
         evidence,
         ("scale target (standard)", "clipnorm 1.0", "clipvalue 5.0", "learning rate / 10", "adam"),
     )  # fmt: skip

@@ -165,63 +165,54 @@ def held_out_scores(variant: VariantResult) -> np.ndarray:
     return np.where(result.diverged, 0.0, np.nan_to_num(result.test_scores["accuracy"], nan=0.0))
 
 
-def rank(named_scores: Sequence[tuple[str, np.ndarray]], higher_is_better: bool) -> list[Score]:
-    """Scores of every configuration; the first is the user's, the rest are compared with it.
+def _spread(values: np.ndarray, worst: float) -> tuple[float, float, float]:
+    """p10, median, p90 with diverged runs (inf) ranked worst: a percentile that reaches
+    into the diverged runs is inf, never an interpolated NaN."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return (float("inf"),) * 3
+    quantiles = np.percentile(np.where(np.isfinite(values), values, worst), [10, 50, 90])
+    top = finite.max()
+    return tuple(float(q) if q <= top else float("inf") for q in quantiles)  # type: ignore[return-value]
+
+
+def rank(
+    named_scores: Sequence[tuple[str, np.ndarray, np.ndarray]], higher_is_better: bool
+) -> list[Score]:
+    """Scores of every configuration as (name, scores, diverged mask); the first is the
+    user's, the rest are compared with it.
 
     Diverged runs score inf (RMSE) or 0 (accuracy); for the rank test inf becomes a value
     above every finite score, so a diverged run ranks worst instead of being dropped.
     """
-    finite = np.concatenate([v[np.isfinite(v)] for _, v in named_scores] + [np.zeros(1)])
+    finite = np.concatenate([v[np.isfinite(v)] for _, v, _ in named_scores] + [np.zeros(1)])
     worst = float(np.max(np.abs(finite))) * 2 + 1
-    ranked = [np.where(np.isfinite(v), v, worst) for _, v in named_scores]
-    baseline = ranked[0]
-    tests = [mann_whitney(values, baseline) for values in ranked[1:]]
+    ranked = [np.where(np.isfinite(v), v, worst) for _, v, _ in named_scores]
+    tests = [mann_whitney(values, ranked[0]) for values in ranked[1:]]
     adjusted = holm([t["p_value"] for t in tests])
+    reference = _spread(named_scores[0][1], worst)[1]
     rows = []
-    for i, (name, values) in enumerate(named_scores):
-        finite = values[np.isfinite(values)]
-        p10, median, p90 = np.percentile(values, [10, 50, 90]) if finite.size else (np.inf,) * 3
-        diverged = (
-            int(np.sum(~np.isfinite(values)))
-            if not higher_is_better
-            else int(np.sum(values == 0.0))
-        )
-        if i == 0:
-            rows.append(
-                Score(
-                    name,
-                    values.size,
-                    diverged,
-                    float(median),
-                    float(p10),
-                    float(p90),
-                    None,
-                    None,
-                    None,
-                    False,
-                )
-            )
-            continue
-        test, p_holm = tests[i - 1], adjusted[i - 1]
+    for i, (name, values, diverged) in enumerate(named_scores):
+        p10, median, p90 = _spread(values, worst)
+        test = tests[i - 1] if i else {"p_value": None, "p_a_less": None}
+        p_holm = adjusted[i - 1] if i else None
         p_less = test["p_a_less"]
         prob_better = None if p_less is None else (1 - p_less if higher_is_better else p_less)
-        reference = np.median(named_scores[0][1])
         better = median > reference if higher_is_better else median < reference
-        beats = bool(better and p_holm is not None and p_holm < ALPHA)
-        rows.append(
-            Score(
-                name,
-                values.size,
-                diverged,
-                float(median),
-                float(p10),
-                float(p90),
-                test["p_value"],
-                p_holm,
-                prob_better,
-                beats,
-            )
+        beats = bool(i and better and p_holm is not None and p_holm < ALPHA)
+        score = Score(
+            name,
+            values.size,
+            int(diverged.sum()),
+            median,
+            p10,
+            p90,
+            test["p_value"],
+            p_holm,
+            prob_better,
+            beats,
         )
+        rows.append(score)
     return rows
 
 
@@ -264,9 +255,10 @@ def run_doctor(experiment: Experiment) -> Diagnosis:
     candidates = candidate_repairs(experiment, findings)
     repaired = run_experiment(_to_experiment(experiment, candidates)) if candidates else None
     higher = experiment.data.task != "regression"
-    named = [("your configuration", held_out_scores(baseline.variants[0]))]
+    variants = [("your configuration", baseline.variants[0])]
     if repaired is not None:
-        named += [(v.name, held_out_scores(v)) for v in repaired.variants]
+        variants += [(v.name, v) for v in repaired.variants]
+    named = [(name, held_out_scores(v), v.result.diverged) for name, v in variants]
     scores = rank(named, higher)
     winners = [s for s in scores[1:] if s.beats_baseline]
     best = max(winners, key=lambda s: s.median if higher else -s.median) if winners else None

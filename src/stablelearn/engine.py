@@ -85,6 +85,33 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+OUTPUT_ACTIVATIONS = {"binary": "sigmoid", "multiclass": "softmax"}
+MAX_SEED = 2**32 - 1  # JAX and NumPy seeds are 32-bit
+
+
+def check_model_for_data(model: MLP, data: PreparedData | Any, loss: str) -> None:
+    """The model's input width, output units and output activation must fit the data's
+    task: the losses read the output layer's logits, so a binary model needs a sigmoid
+    and a multiclass model a softmax for its accuracy to mean what it says."""
+    validate_widths(model, data.n_features)
+    task = data.task
+    units = data.n_classes if task == "multiclass" else 1
+    if model.output.units != units:
+        raise ConfigError(
+            f"The output layer must have {units} unit(s) for this {task} target, got {model.output.units}."
+        )
+    wanted = OUTPUT_ACTIVATIONS.get(task)
+    if wanted and model.output.activation != wanted:
+        raise ConfigError(
+            f"A {task} target needs a {wanted} output layer, got {model.output.activation!r}."
+        )
+    if task == "regression" and model.output.activation == "softmax":
+        raise ConfigError("A regression target cannot use a softmax output layer.")
+    expected = TASK_DEFAULTS[task]["loss"]
+    if loss != expected:
+        raise ConfigError(f"A {task} target needs loss={expected!r}, got {loss!r}.")
+
+
 @dataclass(frozen=True, eq=False)
 class Run:
     """One model to train: its spec, optimizer, data, seed and free-form tags."""
@@ -97,18 +124,9 @@ class Run:
     tags: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not is_integer(self.seed) or self.seed < 0:
-            raise ConfigError(f"A seed must be a non-negative integer, got {self.seed!r}.")
-        validate_widths(self.model, self.data.n_features)
-        task = self.data.task
-        units = self.data.n_classes if task == "multiclass" else 1
-        if self.model.output.units != units:
-            raise ConfigError(
-                f"The output layer must have {units} unit(s) for this {task} target, got {self.model.output.units}."
-            )
-        expected = TASK_DEFAULTS[task]["loss"]
-        if self.config.loss != expected:
-            raise ConfigError(f"A {task} target needs loss={expected!r}, got {self.config.loss!r}.")
+        if not is_integer(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"A seed must be an integer from 0 to 2**32 - 1, got {self.seed!r}.")
+        check_model_for_data(self.model, self.data, self.config.loss)
 
 
 @dataclass(frozen=True)

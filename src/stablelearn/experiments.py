@@ -36,17 +36,28 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from stablelearn.data import BUILTIN_DATASETS, Dataset, Scaler, as_scaler, builtin_dataset
-from stablelearn.engine import TrainConfig
+import numpy as np
+
+from stablelearn.data import (
+    BUILTIN_DATASETS,
+    Dataset,
+    Scaler,
+    as_scaler,
+    builtin_dataset,
+    split_rows,
+)
+from stablelearn.engine import MAX_SEED, TrainConfig, check_model_for_data
 from stablelearn.errors import ConfigError, DataError
 from stablelearn.initializers import Initializer
 from stablelearn.model import MLP, Dense
-from stablelearn.optim import Optimizer, make_optimizer
+from stablelearn.optim import CLIP_MODES, Optimizer, make_optimizer
 from stablelearn.tables import load_table
 
 KINDS = ("train", "data")
+DATA_FIGURES = ("histograms", "target", "scatter")
 FIGURES = ("histograms", "target", "scatter", "learning_curves", "box", "gradients")
 _TOP_LEVEL = {
     "id", "title", "section", "description", "kind", "dataset", "target", "task", "n_train",
@@ -167,6 +178,31 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def _merge_variant(base: Mapping[str, Any], variant: Mapping[str, Any]) -> dict[str, Any]:
+    """A variant's tables over the base, with the replacements a user means: `depth` and
+    `hidden` replace each other, another optimizer `name` replaces the whole optimizer,
+    and a clip mode replaces the base's clip mode (Keras takes only one)."""
+    base = copy.deepcopy(dict(base))
+    model, optimizer = variant.get("model"), variant.get("optimizer")
+    if isinstance(model, Mapping) and isinstance(base.get("model"), Mapping):
+        for mine, other in (("depth", "hidden"), ("hidden", "depth")):
+            if mine in model:
+                base["model"].pop(other, None)
+                if other == "depth":
+                    for key in ("units", "activation", "kernel_initializer", "bias_initializer"):
+                        base["model"].pop(key, None)
+    if isinstance(optimizer, Mapping) and isinstance(base.get("optimizer"), Mapping):
+        if (
+            str(optimizer.get("name", base["optimizer"].get("name", "sgd"))).lower()
+            != str(base["optimizer"].get("name", "sgd")).lower()
+        ):
+            base["optimizer"] = {}
+        elif any(mode in optimizer for mode in CLIP_MODES):
+            for mode in CLIP_MODES:
+                base["optimizer"].pop(mode, None)
+    return _merge(base, variant)
+
+
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
@@ -267,6 +303,37 @@ def _load_data(top: _Fields, base_dir: Path | None) -> tuple[Dataset, tuple[str,
     return table.dataset, table.dropped_columns
 
 
+def _drop_constant_on_rows(data: Dataset, rows: Any) -> tuple[Dataset, tuple[str, ...]]:
+    """A file's columns that are constant on the training rows carry no signal there and
+    would stop the scalers' check; drop them (the doctor reports them)."""
+    varying = np.ptp(data.x[rows], axis=0) > 0
+    if varying.all():
+        return data, ()
+    if not varying.any():
+        raise ConfigError(f"Every feature column of {data.name} is constant on the training rows.")
+    dropped = tuple(
+        name for name, keep in zip(data.feature_names, varying, strict=True) if not keep
+    )
+    names = tuple(name for name, keep in zip(data.feature_names, varying, strict=True) if keep)
+    kept = Dataset(data.x[:, varying], data.y, data.task, data.name, names, data.target_name)
+    return kept, dropped
+
+
+def _check_variant(
+    source: str, where: str, variant: Variant, data: Dataset, config: TrainConfig
+) -> None:
+    """What the engine would refuse at training time, refused now with the file's name."""
+    classes = 0 if data.task == "regression" else max(2, int(data.y.max()) + 1)
+    shape = SimpleNamespace(n_features=data.n_features, task=data.task, n_classes=classes)
+    try:
+        check_model_for_data(variant.model, shape, config.loss)
+        mode = variant.optimizer.clip_mode
+        if mode:
+            variant.optimizer.clip_thresholds(mode, len(variant.model.layers))
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {where}model/optimizer: {err}") from None
+
+
 def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) -> Experiment:
     """Validate a parsed experiment table; `source` names it in error messages and
     `base_dir` anchors a relative dataset path (the TOML file's folder)."""
@@ -283,18 +350,36 @@ def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = No
     data, dropped = _load_data(top, base_dir)
     task = data.task
     from_file = top.get("dataset", str) not in BUILTIN_DATASETS
-    n_train = top.positive_int("n_train", None if from_file else 500)
+    n_train = top.positive_int("n_train", None)
     test_fraction = top.get("test_fraction", (float, int), None)
     if n_train is not None and test_fraction is not None:
         raise top.error("n_train", "and test_fraction are alternatives; give one of them.")
     if n_train is None and test_fraction is None:
-        test_fraction = 0.3
+        # the lesson's split for its own data: the first 500 rows train
+        n_train, test_fraction = (None, 0.3) if from_file else (500, None)
+    split_seed = top.get("split_seed", int, 0)
+    if split_seed < 0:
+        raise top.error("split_seed", f"must be zero or more, got {split_seed}.")
+    try:
+        train_rows, _ = split_rows(data, n_train, test_fraction, split_seed)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    if from_file:
+        data, also_dropped = _drop_constant_on_rows(data, train_rows)
+        dropped += also_dropped
     figures = tuple(top.get("figures", list, []))
+    allowed = FIGURES if kind == "train" else DATA_FIGURES
     for name in figures:
-        if name not in FIGURES:
+        if name not in allowed:
             raise top.error(
-                "figures", f"lists unknown figure {name!r}; expected some of: {', '.join(FIGURES)}."
+                "figures",
+                f"lists {name!r}; a {kind} experiment takes some of: {', '.join(allowed)}.",
             )
+    if "scatter" in figures and (data.n_features < 2 or task == "regression"):
+        raise top.error(
+            "figures",
+            "lists 'scatter', which needs a classification dataset with 2 or more features.",
+        )
     fit_on = top.get("fit_scalers_on", str, "train")
     if fit_on not in ("train", "all"):
         raise top.error("fit_scalers_on", f"must be 'train' or 'all', got {fit_on!r}.")
@@ -305,8 +390,11 @@ def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = No
         "bce_form": top.get("bce_form", str, "logits"),
     }
     seed = top.get("seed", int, 0)
-    if seed < 0:
-        raise top.error("seed", f"must be zero or more, got {seed}.")
+    repeats = top.positive_int("repeats", 10)
+    if not 0 <= seed <= MAX_SEED - repeats + 1:
+        raise top.error(
+            "seed", f"must be from 0 to 2**32 - repeats (seeds are 32-bit), got {seed}."
+        )
     try:
         config = TrainConfig.for_task(task, **settings)
     except ConfigError as err:
@@ -324,22 +412,22 @@ def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = No
             if name in names:
                 raise fields.error("name", f"{name!r} is used twice; variant names must be unique.")
             names.add(name)
-            merged = _merge(base, {k: v for k, v in table.items() if k != "name"})
+            merged = _merge_variant(base, {k: v for k, v in table.items() if k != "name"})
             where = f"variants[{i}]." if "variants" in raw else ""
             input_scaler, target_scaler = _scalers(source, merged["data"], f"{where}data.")
-            if task == "binary" and target_scaler.kind != "none":
+            if task != "regression" and target_scaler.kind != "none":
                 raise ConfigError(
                     f"{source}: {where}data.target_scaler only applies to regression datasets."
                 )
-            variants.append(
-                Variant(
-                    name=name,
-                    model=_model(source, merged["model"], data.n_features, f"{where}model."),
-                    optimizer=_optimizer(source, merged["optimizer"], f"{where}optimizer."),
-                    input_scaler=input_scaler,
-                    target_scaler=target_scaler,
-                )
+            variant = Variant(
+                name=name,
+                model=_model(source, merged["model"], data.n_features, f"{where}model."),
+                optimizer=_optimizer(source, merged["optimizer"], f"{where}optimizer."),
+                input_scaler=input_scaler,
+                target_scaler=target_scaler,
             )
+            _check_variant(source, where, variant, data, config)
+            variants.append(variant)
     return Experiment(
         id=experiment_id,
         title=top.get("title", str, experiment_id),
@@ -349,10 +437,10 @@ def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = No
         dataset=top.get("dataset", str),
         n_train=n_train,
         test_fraction=test_fraction,
-        split_seed=top.get("split_seed", int, 0),
+        split_seed=split_seed,
         fit_scalers_on=fit_on,
         config=config,
-        repeats=top.positive_int("repeats", 10),
+        repeats=repeats,
         seed=seed,
         figures=figures,
         variants=tuple(variants),
@@ -402,7 +490,7 @@ def catalog_text(experiment_id: str) -> str:
 
 def resolve(name_or_path: str) -> Experiment:
     """A shipped experiment by id, or an experiment file by path."""
-    if name_or_path.endswith(".toml") or Path(name_or_path).exists():
+    if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
         return load_file(name_or_path)
     for experiment in catalog():
         if experiment.id == name_or_path:

@@ -128,14 +128,14 @@ def score_box_plot(
 
 
 def histograms(dataset: Dataset, path: Path) -> Path:
-    """The lesson's three histograms: features 0 and 1, and the target."""
-    fig = Figure(figsize=(10, 6), layout="constrained")
-    axes = fig.subplots(3, 1)
-    for ax, values, label in zip(
-        axes,
-        (dataset.x[:, 0], dataset.x[:, 1], dataset.y),
-        ("Feature 0", "Feature 1", "Output"),
-        strict=True,
+    """The lesson's histograms: the first two features (as many as exist) and the target."""
+    panels = [
+        (dataset.x[:, i], dataset.feature_names[i]) for i in range(min(2, dataset.n_features))
+    ]
+    panels.append((dataset.y, "Output"))
+    fig = Figure(figsize=(10, 2 * len(panels)), layout="constrained")
+    for ax, (values, label) in zip(
+        fig.subplots(len(panels), 1, squeeze=False)[:, 0], panels, strict=True
     ):
         ax.hist(values, bins=20)
         ax.set_ylabel(label)
@@ -154,10 +154,10 @@ def target_plot(dataset: Dataset, path: Path) -> Path:
 
 
 def scatter(dataset: Dataset, path: Path) -> Path:
-    """The circles, coloured by class."""
+    """The first two features, coloured by class (the lesson's circles)."""
     fig = Figure(figsize=(6, 6), layout="constrained")
     ax = fig.subplots()
-    for label in (0, 1):
+    for label in np.unique(dataset.y).astype(int):
         rows = dataset.y == label
         ax.scatter(dataset.x[rows, 0], dataset.x[rows, 1], s=8, label=str(label))
     ax.legend()

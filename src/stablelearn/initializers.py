@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from stablelearn.errors import ConfigError, is_number
 
 # name -> (scale, mode, distribution) of Keras' VarianceScaling
-_VARIANCE_SCALING = {
+VARIANCE_SCALING = {
     "glorot_uniform": (1.0, "fan_avg", "uniform"),
     "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
     "he_uniform": (2.0, "fan_in", "uniform"),
@@ -32,7 +32,7 @@ _PARAMETRIC = {
     "random_normal": {"mean": 0.0, "stddev": 0.05},
 }
 _CONSTANT = {"zeros", "ones"}
-INITIALIZERS = (*_VARIANCE_SCALING, *_PARAMETRIC, *_CONSTANT)
+INITIALIZERS = (*VARIANCE_SCALING, *_PARAMETRIC, *_CONSTANT)
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,8 @@ def as_initializer(value: "str | Mapping[str, Any] | Initializer") -> Initialize
 
 def sample(init: Initializer, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """Draw an array of `shape` ([units, inputs] for kernels, [units] for biases)."""
-    if init.name in _VARIANCE_SCALING:
-        scale, mode, distribution = _VARIANCE_SCALING[init.name]
+    if init.name in VARIANCE_SCALING:
+        scale, mode, distribution = VARIANCE_SCALING[init.name]
         if len(shape) < 2:
             raise ConfigError(f"{init.name} needs a kernel of rank 2, not a bias of shape {shape}.")
         fn = jax.nn.initializers.variance_scaling(

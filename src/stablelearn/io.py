@@ -6,10 +6,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from stablelearn.errors import ConfigError
+
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write to a temporary file in the same folder, then rename it over `path`."""
     target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{target} is a folder; give a file name to write to.")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:

@@ -14,7 +14,7 @@ import jax
 
 from stablelearn.activations import check_activation, get_activation
 from stablelearn.errors import ConfigError, is_integer
-from stablelearn.initializers import Initializer, as_initializer, sample
+from stablelearn.initializers import VARIANCE_SCALING, Initializer, as_initializer, sample
 
 Params = tuple[dict[str, jax.Array], ...]
 
@@ -36,6 +36,11 @@ class Dense:
         check_activation(self.activation)
         object.__setattr__(self, "kernel_initializer", as_initializer(self.kernel_initializer))
         object.__setattr__(self, "bias_initializer", as_initializer(self.bias_initializer))
+        if self.bias_initializer.name in VARIANCE_SCALING:
+            raise ConfigError(
+                f"bias_initializer {self.bias_initializer.name!r} scales by a kernel's fan-in and "
+                "cannot initialize a bias; use zeros, ones, random_uniform or random_normal."
+            )
 
 
 @dataclass(frozen=True)

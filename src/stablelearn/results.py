@@ -165,6 +165,15 @@ class TrainResult:
             finite = out["history"]["finite"].T  # [models, epochs]
             first_bad = np.argmax(~finite, axis=1)
             diverged_epoch[idx] = np.where(finite.all(axis=1), -1, first_bad + 1)
+            # a NaN output still "predicts" class 0, so accuracy would stay finite:
+            # a diverged model's scores and curves from its divergence on are NaN
+            for i in indices:
+                if diverged_epoch[i] > 0:
+                    for curve in history.values():
+                        curve[i, diverged_epoch[i] - 1 :] = np.nan
+                    for scores in (train_scores, test_scores):
+                        for values in scores.values():
+                            values[i] = np.nan
             for k, i in enumerate(indices):
                 train_pred[i] = out["train_pred"][k]
                 test_pred[i] = out["test_pred"][k]
