@@ -355,3 +355,23 @@ def test_check_claims_returns_only_claims_of_present_experiments_in_lesson_order
     assert [c.verdict for c in got] == ["holds", "holds"]
     expected_ids = [c.id for c in claims.CLAIMS if c.experiment in {"tanh-5", "unscaled-mlp"}]
     assert [c.id for c in got] == expected_ids
+
+
+def test_claims_that_a_short_run_cannot_decide_are_not_measured(catalog):
+    loss = np.array([[25_000.0, 15_000.0]])
+    measured = {
+        "no_clipping": clipping_measured([[np.nan, np.nan]], diverged_epoch=[1]),
+        "clipnorm_1.0_(per_tensor)": clipping_measured(loss),
+        "clipnorm_1.0_(global)": clipping_measured(loss),
+        "clipvalue_5.0": clipping_measured(loss),
+    }
+    result = fake_result(catalog["gradient-clipping"].override(epochs=2, repeats=1), **measured)
+    verdicts_by_id = verdicts({"gradient-clipping": result})
+    assert (
+        verdicts_by_id["clipnorm-per-tensor-20000-to-100"].verdict
+        == "not measured (needs 20 epochs or more)"
+    )
+    assert (
+        verdicts_by_id["clipvalue-sub100-fast"].verdict == "not measured (needs 5 epochs or more)"
+    )
+    assert verdicts_by_id["clipping-none-diverges"].verdict == "holds"

@@ -278,3 +278,21 @@ def test_invalid_training_requests_raise_one_clear_error(lesson_mlp, scaled_targ
 def test_the_weighted_loss_masks_padding_rows():
     per_row = jnp.array([1.0, 2.0, 100.0])
     assert float(losses.weighted_mean(per_row, jnp.array([1.0, 1.0, 0.0]))) == 1.5
+
+
+def test_a_diverged_classifier_scores_nan_not_the_share_of_class_zero(lesson_mlp, unscaled):
+    """A NaN output is never > 0.5, so its accuracy would look like a guess; it is NaN."""
+    circles = sl.prepare(sl.lesson_circles(), n_train=500)
+    model = sl.MLP(2, (sl.Dense(5, "relu", "he_uniform"),), sl.Dense(1, "sigmoid"))
+    result = sl.fit(model, sl.SGD(learning_rate=1e30), circles, seeds=2, epochs=3)
+    assert result.diverged.all()
+    assert np.isnan(result.test_scores["accuracy"]).all()
+    epoch = result.diverged_epoch[0]
+    assert np.isnan(result.history["accuracy"][0, epoch - 1 :]).all()
+
+
+def test_a_binary_model_needs_a_sigmoid_output(scaled_target):
+    circles = sl.prepare(sl.lesson_circles(), n_train=500)
+    linear = sl.MLP(2, (sl.Dense(5, "relu"),), sl.Dense(1, "linear"))
+    with pytest.raises(sl.ConfigError, match="needs a sigmoid output layer"):
+        sl.Run(linear, sl.SGD(), circles, config=sl.TrainConfig.for_task("binary"))

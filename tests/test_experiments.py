@@ -6,6 +6,7 @@ import tomllib
 
 import pytest
 
+import stablelearn as sl
 from stablelearn import claims, experiments
 from stablelearn.data import Scaler
 from stablelearn.errors import ConfigError
@@ -276,3 +277,53 @@ def test_file_errors_name_the_file(tmp_path):
     wrong.write_text(experiments.catalog_text("tanh-5").replace("epochs = 500", 'epochs = "500"'))
     with pytest.raises(ConfigError, match=r"^wrong\.toml: .*epochs must be an integer, got '500'"):
         experiments.resolve(str(wrong))
+
+
+# --- variants replace what a user means to replace --------------------------------------------
+
+
+def test_a_variant_depth_replaces_the_base_hidden_list():
+    raw = edited(
+        "standardized-target",
+        variants=[{"name": "deep", "model": {"depth": 3, "units": 4, "activation": "tanh"}}],
+    )
+    (variant,) = experiments.load_mapping(raw, "x.toml").variants
+    assert variant.model.depth == 3 and variant.model.hidden[0].activation == "tanh"
+
+
+def test_a_variant_with_another_optimizer_replaces_the_whole_table():
+    raw = edited("standardized-target", variants=[{"name": "adam", "optimizer": {"name": "adam"}}])
+    (variant,) = experiments.load_mapping(raw, "x.toml").variants
+    assert isinstance(variant.optimizer, sl.Adam) and variant.optimizer.learning_rate == 0.001
+
+
+def test_a_variant_clip_mode_replaces_the_base_clip_mode():
+    raw = edited(
+        "gradient-clipping", optimizer={"name": "sgd", "learning_rate": 0.01, "clipnorm": 1.0}
+    )
+    raw["variants"] = [{"name": "value", "optimizer": {"clipvalue": 5.0}}]
+    (variant,) = experiments.load_mapping(raw, "x.toml").variants
+    assert variant.optimizer.clipvalue == 5.0 and variant.optimizer.clipnorm is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"model": {"hidden": [{"units": 5, "activation": "relu"}], "output": {"units": 1}}},
+            "needs a sigmoid output layer",
+        ),
+        (
+            {"optimizer": {"name": "sgd", "clipnorm": [1.0, 2.0, 3.0]}},
+            "3 thresholds but the model has 6 layers",
+        ),
+        ({"seed": 2**32}, "seed must be from 0 to 2**32 - repeats"),
+        ({"split_seed": -1}, "split_seed must be zero or more"),
+        ({"figures": ["box"], "kind": "data"}, "a data experiment takes some of"),
+    ],
+)
+def test_what_training_would_refuse_is_refused_at_load_naming_the_file(changes, message):
+    raw = edited("relu-5", **changes)
+    with pytest.raises(ConfigError) as caught:
+        experiments.load_mapping(raw, "x.toml")
+    assert message in str(caught.value) and str(caught.value).startswith("x.toml")
