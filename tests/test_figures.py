@@ -110,9 +110,7 @@ def test_what_diverged_runs_measure_on_nan_weights_is_dropped(results):
         assert np.isnan(cleaned["clip_rate"][i, epochs >= epoch]).all()
         assert np.isnan(cleaned["dead_fraction"][i, epochs >= epoch]).all()
         assert np.isnan(cleaned["grad_norm"][i, epochs > epoch]).all()
-        np.testing.assert_array_equal(
-            cleaned["grad_norm"][i, :epoch], raw["grad_norm"][i, :epoch]
-        )
+        np.testing.assert_array_equal(cleaned["grad_norm"][i, :epoch], raw["grad_norm"][i, :epoch])
     assert set(cleaned) == {k for k, v in raw.items() if v.ndim >= 2}
 
 

@@ -13,6 +13,7 @@
 """
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,14 @@ from stablelearn.runner import ExperimentResult, VariantResult, run_experiment
 from stablelearn.stats import holm, mann_whitney
 
 ALPHA = 0.05
+
+
+def smallest_adjusted_p(repeats: int, candidates: int) -> float:
+    """The smallest Holm-adjusted p-value that `repeats` seeds per configuration allow:
+    a two-sided Mann-Whitney test of n against n runs cannot go below 2 / C(2n, n)."""
+    return min(1.0, candidates * 2.0 / math.comb(2 * repeats, repeats))
+
+
 MAX_CANDIDATES = 8
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -241,7 +250,13 @@ def run_doctor(experiment: Experiment) -> Diagnosis:
             experiment.id,
             experiment.base_dir,
         )
-    data_findings = check_data(experiment.data)
+    user = experiment.variants[0]
+    # a problem the user's own scaler already handles is not a finding
+    handled = {
+        "unscaled_inputs": user.input_scaler.kind != "none",
+        "target_spread": user.target_scaler.kind != "none",
+    }
+    data_findings = [f for f in check_data(experiment.data) if not handled.get(f.id, False)]
     if experiment.dropped_columns:
         data_findings = [f for f in data_findings if f.id != "constant_columns"]
         data_findings.insert(0, Finding(

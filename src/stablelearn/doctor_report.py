@@ -13,7 +13,13 @@ from typing import Any
 
 import tomli_w
 
-from stablelearn.doctor import Diagnosis, held_out_scores, recommended_experiment
+from stablelearn.doctor import (
+    ALPHA,
+    Diagnosis,
+    held_out_scores,
+    recommended_experiment,
+    smallest_adjusted_p,
+)
 from stablelearn.figures import experiment_figures, score_box_plot
 from stablelearn.io import _strict
 from stablelearn.report import _html_page, _img, atomic_folder
@@ -41,6 +47,12 @@ def summary_lines(diagnosis: Diagnosis) -> list[str]:
         lines.append(
             "No repair measurably beat your configuration (Holm-adjusted p < 0.05 and a better median)."
         )
+        repeats, tried = diagnosis.experiment.repeats, len(diagnosis.scores) - 1
+        if smallest_adjusted_p(repeats, tried) >= ALPHA:
+            lines.append(
+                f"With {repeats} seeds per configuration and {tried} repairs no repair can reach "
+                "significance after correction; use --repeats 10 or more."
+            )
     return lines
 
 

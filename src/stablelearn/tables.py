@@ -61,6 +61,13 @@ def read_frame(path: str | Path) -> pd.DataFrame:
 def _task_of(target: pd.Series, task: str | None) -> str:
     numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
     values = target.unique()
+    if len(values) < 2:
+        raise DataError(
+            f"The target {target.name!r} has a single value; there is nothing to learn."
+        )
+    integral = numeric and bool(
+        np.all(np.asarray(values, np.float64) == np.round(np.asarray(values, np.float64)))
+    )
     if task is not None:
         if task not in TASKS:
             raise ConfigError(f"Unknown task {task!r}; expected one of: {', '.join(TASKS)}.")
@@ -72,18 +79,14 @@ def _task_of(target: pd.Series, task: str | None) -> str:
             raise DataError(
                 f"A binary task needs a target with 2 values; {target.name!r} has {len(values)}."
             )
-        if task == "multiclass" and len(values) < 2:
+        if task == "multiclass" and numeric and not integral:
             raise DataError(
-                f"A multiclass task needs at least 2 classes; {target.name!r} has {len(values)}."
+                f"A multiclass task needs class labels; {target.name!r} has non-integer values, "
+                "which look like a regression target."
             )
         return task
     if not numeric or len(values) == 2:
-        if len(values) < 2:
-            raise DataError(
-                f"The target {target.name!r} has a single value; there is nothing to learn."
-            )
         return "binary" if len(values) == 2 else "multiclass"
-    integral = np.all(np.asarray(values, np.float64) == np.round(np.asarray(values, np.float64)))
     if integral and len(values) <= MAX_CLASSES:
         return "multiclass"
     return "regression"
@@ -95,7 +98,8 @@ def load_table(path: str | Path, target: str, task: str | None = None) -> Table:
     name = Path(path).name
     if target not in frame.columns:
         columns = ", ".join(map(str, frame.columns[:20]))
-        raise DataError(f"{name} has no column {target!r}; its columns are: {columns}.")
+        more = f" and {len(frame.columns) - 20} more" if len(frame.columns) > 20 else ""
+        raise DataError(f"{name} has no column {target!r}; its columns are: {columns}{more}.")
     if len(frame) < MIN_ROWS:
         raise DataError(
             f"{name} has {len(frame)} rows; at least {MIN_ROWS} are needed to train and test."
