@@ -285,11 +285,6 @@ def _train_program(
 
 
 _jitted_train = jax.jit(_train_program, static_argnums=0)
-# One model per call: compiling the vmapped initializer took twice as long (threefry
-# under vmap), and a host loop over seeds costs ~60 us per model.
-_jitted_init = jax.jit(
-    lambda model, seed: init_params(model, jax.random.key(seed)), static_argnums=0
-)
 _COMPILED: dict[Any, Any] = {}
 
 
@@ -306,15 +301,23 @@ def _compiled(jitted: Any, static: Any, args: tuple) -> tuple[Callable, float]:
     return compiled, time.perf_counter() - start
 
 
-def _init_compiled(model: MLP, seeds: Sequence[int]) -> tuple[Params, float]:
-    compiled, compile_s = _compiled(_jitted_init, model, (np.uint32(0),))
-    per_model = [compiled(np.uint32(seed)) for seed in seeds]
-    return jax.tree.map(lambda *leaves: np.stack(leaves), *per_model), compile_s
-
-
 def init_ensemble(model: MLP, seeds: Sequence[int]) -> Params:
-    """Parameters for each seed, stacked on a leading model axis."""
-    return _init_compiled(model, seeds)[0]
+    """Parameters for each seed, stacked on a leading model axis.
+
+    Eager, one model at a time: a compiled initializer cost 0.5-0.9 s of compilation
+    per architecture (threefry), eager dispatch a few milliseconds per model, and a
+    model's weights depend on its seed alone either way.
+    """
+    per_model = [init_params(model, jax.random.key(int(seed))) for seed in seeds]
+    return jax.tree.map(lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves]), *per_model)
+
+
+def batch_weights(n_rows: int, batch_size: int) -> np.ndarray:
+    """Row weights [steps, batch]: 1 for real rows, 0 for the padding of the last batch
+    (Keras keeps a smaller last batch; compiled shapes need a fixed one)."""
+    batch = min(batch_size, n_rows)
+    steps = math.ceil(n_rows / batch)
+    return (np.arange(steps * batch) < n_rows).astype(np.float32).reshape(steps, batch)
 
 
 def batch_schedule(
@@ -325,8 +328,8 @@ def batch_schedule(
     Each model draws its epoch permutations from its own NumPy Generator, so a model's
     batches depend on its seed alone, never on the ensemble it is trained in.
     """
-    batch = min(batch_size, n_rows)
-    steps = math.ceil(n_rows / batch)
+    weights = batch_weights(n_rows, batch_size)
+    steps, batch = weights.shape
     padded = steps * batch
     order = np.arange(n_rows, dtype=np.int32)
     rows = np.zeros((len(seeds), epochs, padded), np.int32)
@@ -336,7 +339,6 @@ def batch_schedule(
             rows[m, :, :n_rows] = rng.permuted(np.broadcast_to(order, (epochs, n_rows)), axis=1)
         else:
             rows[m, :, :n_rows] = order
-    weights = (np.arange(padded) < n_rows).astype(np.float32).reshape(steps, batch)
     return rows.reshape(len(seeds), epochs, steps, batch).transpose(1, 2, 0, 3), weights
 
 
@@ -347,10 +349,8 @@ def _group_key(run: Run) -> tuple:
     return (run.model, structure.kind, structure.nesterov, run.config, shapes)
 
 
-def _group_inputs(
-    runs: Sequence[Run], params: Params | None
-) -> tuple[Program, tuple, float, float]:
-    """The program and arguments for one ensemble, with preparation and init-compile seconds."""
+def _group_inputs(runs: Sequence[Run], params: Params | None) -> tuple[Program, tuple, float]:
+    """The program and arguments for one ensemble, and the seconds spent preparing them."""
     first = runs[0]
     config = first.config
     structure = optimizer_structure([r.optimizer for r in runs])
@@ -370,10 +370,9 @@ def _group_inputs(
             variant_of[id(run.data)] = len(variants)
             variants.append(run.data)
     seeds = [int(r.seed) for r in runs]
-    init_compile_s = 0.0
-    if params is None:
-        params, init_compile_s = _init_compiled(first.model, seeds)
     start = time.perf_counter()
+    if params is None:
+        params = init_ensemble(first.model, seeds)
     rows, weights = batch_schedule(
         seeds, len(first.data.train_y), config.epochs, config.batch_size, config.shuffle
     )
@@ -388,22 +387,28 @@ def _group_inputs(
         rows,
         weights,
     )
-    return program, args, time.perf_counter() - start, init_compile_s
+    return program, args, time.perf_counter() - start
 
 
-def _train_group(runs: Sequence[Run], params: Params | None) -> dict[str, Any]:
-    program, args, prepare_s, init_compile_s = _group_inputs(runs, params)
-    compiled, compile_s = _compiled(_jitted_train, program, args)
-    start = time.perf_counter()
-    out = jax.tree.map(np.asarray, jax.block_until_ready(compiled(*args)))
-    return {
-        "program": program,
-        "out": out,
-        "steps_per_epoch": args[7].shape[1],
-        "prepare_s": prepare_s,
-        "compile_s": compile_s + init_compile_s,
-        "train_s": time.perf_counter() - start,
-    }
+@dataclass(frozen=True, eq=False)
+class PreparedGroup:
+    """One ensemble ready to run: its runs, program, arguments and compiled executable."""
+
+    indices: tuple[int, ...]
+    program: Program
+    args: tuple
+    executable: Callable
+    prepare_s: float
+    compile_s: float
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """Everything `train` needs before executing: see `prepare_training`."""
+
+    runs: tuple[Run, ...]
+    groups: tuple[PreparedGroup, ...]
+    epochs: int
 
 
 def _groups(runs: Sequence[Run]) -> list[list[int]]:
@@ -414,37 +419,65 @@ def _groups(runs: Sequence[Run]) -> list[list[int]]:
     return list(groups.values())
 
 
-def compile_ahead(runs: Sequence[Run]) -> float:
-    """Compile the programs that `train(runs)` will use, without training; returns the
-    seconds spent. XLA compiles outside the GIL, so a caller can compile the next study
-    on one core while the current one trains on the other."""
-    total = 0.0
-    for indices in _groups(runs):
-        program, args, _, init_compile_s = _group_inputs([runs[i] for i in indices], None)
-        total += init_compile_s + _compiled(_jitted_train, program, args)[1]
-    return total
+def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) -> Prepared:
+    """Group the runs, draw their weights and batches, and compile their programs.
 
-
-def train(runs: Sequence[Run], initial_params: Params | None = None) -> TrainResult:
-    """Train every run; runs with equal shapes and code paths share one compiled program.
-
-    Results come back in the order of `runs`. `initial_params` (stacked over all runs,
-    only allowed when they form one ensemble) replaces the seeded initialization, for
-    experiments that start from given weights.
+    Separate from execution so that a caller can prepare the next study on one core
+    while the current one trains on the other (XLA compiles outside the GIL).
+    `initial_params` (stacked over all runs, only when they form one ensemble) replaces
+    the seeded initialization.
     """
-    runs = list(runs)
+    runs = tuple(runs)
     if not runs:
         raise ConfigError("Nothing to train: give at least one run.")
     epochs = {r.config.epochs for r in runs}
     if len(epochs) > 1:
         raise ConfigError(f"Runs trained together must share epochs, got {sorted(epochs)}.")
-    groups = _groups(runs)
-    if initial_params is not None and len(groups) > 1:
+    settings = {
+        (r.config.loss, r.config.metrics, r.config.validation, r.config.telemetry) for r in runs
+    }
+    if len(settings) > 1:
+        raise ConfigError(
+            "Runs trained together must share their loss, metrics, validation and telemetry settings."
+        )
+    indices = _groups(runs)
+    if initial_params is not None and len(indices) > 1:
         raise ConfigError(
             "initial_params needs runs that form one ensemble (same shapes and code paths)."
         )
-    trained = [(idx, _train_group([runs[i] for i in idx], initial_params)) for idx in groups]
-    return TrainResult.from_groups(runs, trained, epochs.pop())
+    groups = []
+    for idx in indices:
+        program, args, prepare_s = _group_inputs([runs[i] for i in idx], initial_params)
+        executable, compile_s = _compiled(_jitted_train, program, args)
+        groups.append(PreparedGroup(tuple(idx), program, args, executable, prepare_s, compile_s))
+    return Prepared(runs, tuple(groups), epochs.pop())
+
+
+def _execute(group: PreparedGroup) -> dict[str, Any]:
+    start = time.perf_counter()
+    out = jax.tree.map(np.asarray, jax.block_until_ready(group.executable(*group.args)))
+    return {
+        "program": group.program,
+        "out": out,
+        "steps_per_epoch": group.args[7].shape[1],
+        "prepare_s": group.prepare_s,
+        "compile_s": group.compile_s,
+        "train_s": time.perf_counter() - start,
+    }
+
+
+def train(
+    runs: Sequence[Run], initial_params: Params | None = None, prepared: Prepared | None = None
+) -> TrainResult:
+    """Train every run; runs with equal shapes and code paths share one compiled program.
+
+    Results come back in the order of `runs`. `prepared` (from `prepare_training` on the
+    same runs) skips the preparation and compilation already done.
+    """
+    if prepared is None or prepared.runs != tuple(runs):
+        prepared = prepare_training(runs, initial_params)
+    trained = [(list(group.indices), _execute(group)) for group in prepared.groups]
+    return TrainResult.from_groups(prepared.runs, trained, prepared.epochs)
 
 
 def fit(

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stablelearn.errors import ConfigError
 from stablelearn.model import layer_names
 
 if TYPE_CHECKING:
@@ -134,14 +133,7 @@ class TrainResult:
         """Stitch the outputs of each compiled group back into the order of `runs`."""
         n = len(runs)
         programs = {id(g["program"]) for _, g in groups}
-        metric_sets = {
-            (g["program"].metrics, g["program"].validation, g["program"].telemetry)
-            for _, g in groups
-        }
-        if len(metric_sets) > 1:
-            raise ConfigError(
-                "Runs trained together must share their loss, metrics, validation and telemetry settings."
-            )
+        # engine.prepare_training checked that all groups share loss and metrics
         program = groups[0][1]["program"]
         names = ["loss", *program.metrics]
         history = {name: np.full((n, epochs), np.nan, np.float32) for name in names}
