@@ -107,32 +107,29 @@ def _learns_regression(v: VariantResult, bar: float = 0.05) -> tuple[int, int, d
     )
 
 
-def _accuracy_at_least(v: VariantResult, bar: float) -> tuple[int, int, dict[str, Any]]:
+def _accuracy_bar(v: VariantResult, bar: float, below: bool) -> tuple[int, int, dict[str, Any]]:
+    """Repeats whose test accuracy is >= bar (learned) or < bar (failed; diverged too)."""
     acc = v.result.test_scores["accuracy"]
-    ok = np.isfinite(acc) & (acc >= bar)
+    ok = (~np.isfinite(acc) | (acc < bar)) if below else (np.isfinite(acc) & (acc >= bar))
     return (
         int(ok.sum()),
         v.result.n_models,
         {
             "test_accuracy_median": _median(acc),
             "train_accuracy_median": _median(v.result.train_scores["accuracy"]),
-            "bar": f"test accuracy >= {bar}",
+            "bar": f"test accuracy < {bar} (failed to learn)"
+            if below
+            else f"test accuracy >= {bar}",
         },
     )
+
+
+def _accuracy_at_least(v: VariantResult, bar: float) -> tuple[int, int, dict[str, Any]]:
+    return _accuracy_bar(v, bar, below=False)
 
 
 def _accuracy_below(v: VariantResult, bar: float) -> tuple[int, int, dict[str, Any]]:
-    acc = v.result.test_scores["accuracy"]
-    ok = ~np.isfinite(acc) | (acc < bar)
-    return (
-        int(ok.sum()),
-        v.result.n_models,
-        {
-            "test_accuracy_median": _median(acc),
-            "train_accuracy_median": _median(v.result.train_scores["accuracy"]),
-            "bar": f"test accuracy < {bar} (failed to learn)",
-        },
-    )
+    return _accuracy_bar(v, bar, below=True)
 
 
 def _relu5_converges(v: VariantResult) -> tuple[int, int, dict[str, Any]]:

@@ -334,7 +334,7 @@ def _doctor_raw(
     """The user's configuration as an experiment table: an experiment file and/or flags
     over the lesson's MLP and SGD, with the output layer the task needs. Flags change
     only what they name."""
-    from stablelearn.experiments import load_file, load_mapping, variant_tables
+    from stablelearn.experiments import load_file, load_mapping, settings_only, variant_tables
     from stablelearn.tables import load_table
 
     dataset = load_table(data_path, target, task).dataset
@@ -407,7 +407,7 @@ def _doctor_raw(
     for key in ("input_scaler", "target_scaler"):
         if flags[key] is not None:
             tables["data"][key] = flags[key]
-    raw = {k: v for k, v in base.items() if k not in ("variants", "data", "model", "optimizer")}
+    raw = settings_only(base)
     raw |= {
         "id": base.get("id", f"doctor-{data_path.stem}"),
         "title": base.get("title", f"Your configuration on {data_path.name}"),

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from stablelearn.diagnostics import Finding, check_data, diagnose
-from stablelearn.experiments import Experiment, load_mapping, variant_tables
+from stablelearn.experiments import Experiment, load_mapping, settings_only, variant_tables
 from stablelearn.runner import ExperimentResult, VariantResult, run_experiment
 from stablelearn.stats import holm, mann_whitney
 
@@ -226,11 +226,7 @@ def rank(
 
 
 def _to_experiment(experiment: Experiment, candidates: Sequence[Candidate]) -> Experiment:
-    raw = {
-        k: v
-        for k, v in experiment.raw.items()
-        if k not in ("variants", "data", "model", "optimizer")
-    }
+    raw = settings_only(experiment.raw)
     # variants merge into the top-level tables, so only the (required) model stays on
     # top; each candidate carries complete tables whose lists replace the model's
     raw["model"] = variant_tables(experiment.variants[0])["model"]
@@ -294,7 +290,7 @@ def run_doctor(experiment: Experiment) -> Diagnosis:
 def recommended_experiment(diagnosis: Diagnosis, dataset_path: str) -> dict[str, Any]:
     """The recommended configuration as an experiment table `stablelearn run` accepts."""
     e = diagnosis.experiment
-    raw = {k: v for k, v in e.raw.items() if k not in ("variants", "data", "model", "optimizer")}
+    raw = settings_only(e.raw)
     tables = diagnosis.recommended.tables if diagnosis.recommended else diagnosis.baseline_tables
     name = diagnosis.recommended.name if diagnosis.recommended else "your configuration"
     raw |= {"id": f"{e.id}-recommended", "title": f"{e.title}: {name}", "dataset": dataset_path}

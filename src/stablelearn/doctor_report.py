@@ -21,7 +21,7 @@ from stablelearn.doctor import (
     smallest_adjusted_p,
 )
 from stablelearn.figures import experiment_figures, score_box_plot
-from stablelearn.io import _strict
+from stablelearn.io import json_safe
 from stablelearn.report import _html_page, _img, atomic_folder
 
 SCHEMA_VERSION = 1
@@ -58,7 +58,7 @@ def summary_lines(diagnosis: Diagnosis) -> list[str]:
 
 def diagnosis_json(diagnosis: Diagnosis, toml_name: str) -> dict[str, Any]:
     e = diagnosis.experiment
-    return _strict(
+    return json_safe(
         {
             "schema_version": SCHEMA_VERSION,
             "data": {
@@ -134,7 +134,7 @@ def write_doctor(diagnosis: Diagnosis, target: Path, dataset_path: Path) -> Path
         title = f"stablelearn doctor: {diagnosis.experiment.data.name}"
         findings = "".join(
             f"<li><b>{html.escape(f.title)}</b> ({f.severity}): {html.escape(f.message)}"
-            f"<br><small>{html.escape(json.dumps(_strict(f.evidence))[:600])}</small></li>"
+            f"<br><small>{html.escape(json.dumps(json_safe(f.evidence))[:600])}</small></li>"
             for f in diagnosis.findings
         )
         body = [

@@ -545,3 +545,11 @@ def _scaler_value(scaler: Scaler) -> str | dict[str, Any]:
     if scaler.kind == "minmax" and scaler.feature_range != (0.0, 1.0):
         return {"kind": "minmax", "feature_range": list(scaler.feature_range)}
     return scaler.kind
+
+
+TABLES = ("data", "model", "optimizer", "variants")
+
+
+def settings_only(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """An experiment table without its data/model/optimizer tables and variants."""
+    return {k: v for k, v in raw.items() if k not in TABLES}

@@ -30,14 +30,15 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     """JSON with NaN/Inf written as null, which strict JSON readers require."""
-    return write_text_atomic(path, json.dumps(_strict(data), indent=2) + "\n")
+    return write_text_atomic(path, json.dumps(json_safe(data), indent=2) + "\n")
 
 
-def _strict(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and Inf replaced by None (JSON null), recursively."""
     if (isinstance(value, float) and value != value) or value in (float("inf"), float("-inf")):
         return None
     if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
+        return [json_safe(v) for v in value]
     return value

@@ -24,7 +24,7 @@ import numpy as np
 from stablelearn.claims import ClaimResult
 from stablelearn.errors import ConfigError
 from stablelearn.figures import experiment_figures
-from stablelearn.io import _strict
+from stablelearn.io import json_safe
 from stablelearn.optim import describe
 from stablelearn.runner import ExperimentResult
 from stablelearn.stats import summarize
@@ -124,7 +124,7 @@ def experiment_summary(result: ExperimentResult, figures: Sequence[str] = ()) ->
                     "test_loss": float(r.test_scores["loss"][i]),
                 }
             )
-    return _strict(
+    return json_safe(
         {
             "schema_version": SCHEMA_VERSION,
             "experiment": {
@@ -188,7 +188,7 @@ def _write_history(result: ExperimentResult, path: Path) -> None:
 
 def _config(result: ExperimentResult) -> dict[str, Any]:
     e = result.experiment
-    return _strict(
+    return json_safe(
         {
             "source": dict(e.raw),
             "resolved": {
@@ -359,7 +359,7 @@ def write_index(
     combined: bool,
 ) -> None:
     """claims.json, index.json and the reports of a finished run folder."""
-    claims_doc = _strict(
+    claims_doc = json_safe(
         {"schema_version": SCHEMA_VERSION, "claims": [c.to_json() for c in claims]}
     )
     (folder / "claims.json").write_text(json.dumps(claims_doc, indent=2) + "\n", encoding="utf-8")
@@ -376,7 +376,7 @@ def write_index(
         "wall_s": wall_s,
     }
     (folder / "index.json").write_text(
-        json.dumps(_strict(index), indent=2) + "\n", encoding="utf-8"
+        json.dumps(json_safe(index), indent=2) + "\n", encoding="utf-8"
     )
     if combined:
         title = "stablelearn: the lesson reproduced"
