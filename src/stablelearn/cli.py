@@ -260,24 +260,32 @@ def show_command(
     typer.echo(catalog_text(experiment_id), nl=False)
 
 
+# options shared by `run` and `reproduce`
+Repeats = Annotated[int | None, typer.Option(help="Override the number of repeats.")]
+Epochs = Annotated[
+    int | None, typer.Option(help="Override the number of epochs (for quick looks).")
+]
+Out = Annotated[Path | None, typer.Option(help="Run folder (default runs/<timestamp>-<name>).")]
+LeakFree = Annotated[
+    bool,
+    typer.Option(
+        help="Fit scalers on the training rows even where the lesson fits them on all rows."
+    ),
+]
+Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
+
+
 @app.command("run")
 @friendly_errors
 def run_command(
     experiment: Annotated[
         str, typer.Argument(help="A shipped experiment id or a path to a .toml file.")
     ],
-    repeats: Annotated[int | None, typer.Option(help="Override the number of repeats.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Run folder (default runs/<timestamp>-<id>).")
-    ] = None,
-    leak_free: Annotated[
-        bool,
-        typer.Option(
-            help="Fit scalers on the training rows even where the lesson fits them on all rows."
-        ),
-    ] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    repeats: Repeats = None,
+    epochs: Epochs = None,
+    out: Out = None,
+    leak_free: LeakFree = False,
+    quiet: Quiet = False,
 ) -> None:
     """Run one experiment and write its run folder (summary.json, figures, report)."""
     from stablelearn.experiments import resolve
@@ -295,24 +303,11 @@ def run_command(
 @app.command("reproduce")
 @friendly_errors
 def reproduce_command(
-    repeats: Annotated[
-        int | None, typer.Option(help="Override every experiment's repeats.")
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option(help="Override every experiment's epochs (for quick looks).")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Run folder (default runs/<timestamp>-reproduce).")
-    ] = None,
-    leak_free: Annotated[
-        bool,
-        typer.Option(
-            help="Fit scalers on the training rows even where the lesson fits them on all rows."
-        ),
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option(help="No progress bar and no per-experiment printout.")
-    ] = False,
+    repeats: Repeats = None,
+    epochs: Epochs = None,
+    out: Out = None,
+    leak_free: LeakFree = False,
+    quiet: Quiet = False,
 ) -> None:
     """Run every case study of the lesson, check its claims, write one combined report."""
     from stablelearn.experiments import catalog
