@@ -16,10 +16,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from stablelearn import data as data_module
-from stablelearn.engine import Run, TrainConfig, train
+from stablelearn.engine import Run, TrainConfig, output_layer, train
 from stablelearn.errors import StablelearnError
 from stablelearn.io import write_json_atomic
-from stablelearn.model import MLP, Dense
+from stablelearn.model import MLP
 from stablelearn.optim import describe, make_optimizer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -111,8 +111,7 @@ def train_command(
         raise StablelearnError(f"--repeats must be at least 1, got {repeats}.")
     raw = data_module.builtin_dataset(dataset)
     prepared = data_module.prepare(raw, input_scaler, target_scaler, n_train=n_train)
-    output = Dense(1, "sigmoid" if raw.task == "binary" else "linear")
-    model = MLP.stack(raw.n_features, depth, units, activation, init, output)
+    model = MLP.stack(raw.n_features, depth, units, activation, init, output_layer(raw.task))
     kwargs: dict[str, Any] = {
         "clipnorm": clipnorm,
         "clipvalue": clipvalue,
@@ -354,10 +353,8 @@ def _doctor_raw(
         }
     model = dict(base.get("model", {}))
     if "output" not in model:
-        output = {"regression": (1, "linear"), "binary": (1, "sigmoid")}.get(
-            dataset.task, (int(dataset.y.max()) + 1, "softmax")
-        )
-        model["output"] = {"units": output[0], "activation": output[1]}
+        output = output_layer(dataset.task, int(dataset.y.max()) + 1)
+        model["output"] = {"units": output.units, "activation": output.activation}
     resolved = load_mapping(
         {
             "id": "doctor",

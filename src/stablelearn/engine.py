@@ -31,7 +31,7 @@ import optax
 from stablelearn import losses, telemetry
 from stablelearn.data import PreparedData
 from stablelearn.errors import ConfigError, is_integer
-from stablelearn.model import MLP, Params, forward, init_params, validate_widths
+from stablelearn.model import MLP, Dense, Params, forward, init_params, validate_widths
 from stablelearn.optim import (
     Optimizer,
     OptimizerStructure,
@@ -87,6 +87,14 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 
 OUTPUT_ACTIVATIONS = {"binary": "sigmoid", "multiclass": "softmax"}
 MAX_SEED = 2**32 - 1  # JAX and NumPy seeds are 32-bit
+
+
+def output_layer(task: str, n_classes: int = 0) -> Dense:
+    """The output layer a task needs: linear for regression, one sigmoid unit for a binary
+    target, a softmax unit per class for a multiclass one."""
+    if task == "multiclass":
+        return Dense(n_classes, "softmax")
+    return Dense(1, OUTPUT_ACTIVATIONS.get(task, "linear"))
 
 
 def check_model_for_data(model: MLP, data: PreparedData | Any, loss: str) -> None:
