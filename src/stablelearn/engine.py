@@ -324,7 +324,7 @@ def init_ensemble(model: MLP, seeds: Sequence[int]) -> Params:
     return jax.tree.map(lambda *leaves: np.stack(leaves), *per_model)
 
 
-def batch_weights(n_rows: int, batch_size: int) -> np.ndarray:
+def row_weights(n_rows: int, batch_size: int) -> np.ndarray:
     """Row weights [steps, batch]: 1 for real rows, 0 for the padding of the last batch
     (Keras keeps a smaller last batch; compiled shapes need a fixed one)."""
     batch = min(batch_size, n_rows)
@@ -340,7 +340,7 @@ def batch_schedule(
     Each model draws its epoch permutations from its own NumPy Generator, so a model's
     batches depend on its seed alone, never on the ensemble it is trained in.
     """
-    weights = batch_weights(n_rows, batch_size)
+    weights = row_weights(n_rows, batch_size)
     steps, batch = weights.shape
     padded = steps * batch
     order = np.arange(n_rows, dtype=np.int32)
