@@ -246,6 +246,20 @@ def list_command() -> None:
         )
         table.add_row(e.section, e.title, runs, e.id)
     console.print(table)
+    _list_sweeps()
+
+
+def _list_sweeps() -> None:
+    import tomllib
+
+    from stablelearn.sweep import axis_keys, shipped_sweep_files
+
+    table = Table("title", "axes", title="Sweeps (`stablelearn sweep ID`)")
+    table.add_column("id", no_wrap=True)
+    for entry in shipped_sweep_files():
+        raw = tomllib.loads(entry.read_text(encoding="utf-8"))
+        table.add_row(raw.get("title", ""), " x ".join(axis_keys(raw)), raw.get("id", entry.name))
+    console.print(table)
 
 
 @app.command("show")
@@ -253,10 +267,15 @@ def list_command() -> None:
 def show_command(
     experiment_id: Annotated[str, typer.Argument(help="An id from `stablelearn list`.")],
 ) -> None:
-    """Print a shipped experiment file; copy it, edit it, and `stablelearn run` your copy."""
+    """Print a shipped experiment or sweep file; copy it, edit it, and run your copy."""
     from stablelearn.experiments import catalog_text
+    from stablelearn.sweep import shipped_sweep_text
 
-    typer.echo(catalog_text(experiment_id), nl=False)
+    try:
+        text = catalog_text(experiment_id)
+    except StablelearnError:
+        text = shipped_sweep_text(experiment_id)
+    typer.echo(text, nl=False)
 
 
 # options shared by `run` and `reproduce`
@@ -320,6 +339,87 @@ def reproduce_command(
             _print_experiment(result)
     _print_claims(claims)
     console.print(f"Wrote {folder} in {wall_s:.1f} s")
+
+
+@app.command("sweep")
+@friendly_errors
+def sweep_command(
+    sweep: Annotated[str, typer.Argument(help="A shipped sweep id or a path to a .toml file.")],
+    repeats: Repeats = None,
+    epochs: Epochs = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Sweep folder (default runs/sweep-<id>); a rerun there resumes."),
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option(help="Retrain every group, ignoring groups saved by an earlier run.")
+    ] = False,
+    backend: Annotated[
+        str, typer.Option(help="local (this process) or ray (needs stablelearn[ray]).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to join ('auto', 'ray://host:10001'); default: a local Ray."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="List the cells and compiled groups, train nothing.")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train every cell of a sweep (axes x repeats) and compare the cells with honest statistics."""
+    from stablelearn.sweep import plan_groups, resolve_sweep
+    from stablelearn.sweep_report import write_sweep_outputs
+    from stablelearn.sweep_run import BACKENDS, run_sweep
+
+    if backend not in BACKENDS:
+        raise StablelearnError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
+    for name, value in (("--repeats", repeats), ("--epochs", epochs)):
+        if value is not None and value < 1:
+            raise StablelearnError(f"{name} must be at least 1, got {value}.")
+    spec = resolve_sweep(sweep, repeats=repeats, epochs=epochs)
+    folder = out or Path("runs") / f"sweep-{spec.id}"
+    if folder.exists() and not folder.is_dir():
+        raise StablelearnError(f"Output path {folder} is a file; choose a folder with --out.")
+    if dry_run:
+        groups = plan_groups(spec)
+        console.print(
+            f"{len(spec.cells)} cells x {spec.repeats} repeats in {len(groups)} compiled groups:"
+        )
+        for cell in spec.cells:
+            console.print(f"  {escape(cell.label)}", highlight=False)
+        return
+    with _progress(quiet, len(spec.cells)) as progress:
+        task = progress.add_task("training groups", total=None)
+
+        def on_group(record: Any, done: int, total: int) -> None:
+            progress.update(task, total=total, completed=done, description="training groups")
+
+        result = run_sweep(spec, folder, backend, address, fresh, on_group)
+    summary = write_sweep_outputs(result, folder)
+    _print_sweep(summary)
+    console.print(f"Wrote {folder} in {result.wall_s:.1f} s")
+
+
+def _print_sweep(summary: dict[str, Any]) -> None:
+    from stablelearn.sweep_report import _notable, _timing_line
+
+    m = summary["metric"]
+    table = Table("cell", "diverged", "success [95% CI]", f"median {m['label']} [95% CI]",
+                  title=summary["title"])  # fmt: skip
+    for cell in summary["cells"]:
+        s, metric = cell["success"], cell["metric"]
+        median = "-" if metric["median"] is None else (
+            f"{metric['median']:.4g} [{metric['ci_low']:.4g}, {metric['ci_high']:.4g}]"
+        )  # fmt: skip
+        rate = f"{s['k']}/{s['n']} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
+        table.add_row(escape(cell["label"]), f"{cell['diverged']}/{cell['n']}", rate, median)
+    console.print(table)
+    console.print(f"Success: {escape(m['success'])}. Baseline: {escape(summary['baseline'])}.")
+    for sentence in _notable(summary):
+        console.print(f"- {escape(sentence)}", highlight=False)
+    console.print(f"[dim]{escape(_timing_line(summary))}[/dim]")
 
 
 def _doctor_raw(

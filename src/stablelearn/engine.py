@@ -354,11 +354,36 @@ def batch_schedule(
     return rows.reshape(len(seeds), epochs, steps, batch).transpose(1, 2, 0, 3), weights
 
 
-def _group_key(run: Run) -> tuple:
+def compute_model(model: MLP) -> MLP:
+    """The model as the compiled program sees it: widths and activations. Initializers
+    only decide the starting weights, drawn outside the program, so models that differ
+    in them alone share one compilation."""
+    return MLP(
+        model.input_dim,
+        tuple(Dense(layer.units, layer.activation) for layer in model.hidden),
+        Dense(model.output.units, model.output.activation),
+    )
+
+
+def group_key(run: Run) -> tuple:
+    """Runs with equal keys train together in one compiled ensemble program."""
     data = run.data
     shapes = (data.train_x.shape, data.test_x.shape)
     structure = optimizer_structure([run.optimizer])
-    return (run.model, structure.kind, structure.nesterov, run.config, shapes)
+    return (compute_model(run.model), structure.kind, structure.nesterov, run.config, shapes)
+
+
+def _initial_params(runs: Sequence[Run]) -> Params:
+    """Seeded weights for each run, drawn once per distinct initializer set and stacked
+    in run order."""
+    by_model: dict[MLP, list[int]] = {}
+    for i, run in enumerate(runs):
+        by_model.setdefault(run.model, []).append(i)
+    if len(by_model) == 1:
+        return init_ensemble(runs[0].model, [int(r.seed) for r in runs])
+    parts = {m: init_ensemble(m, [int(runs[i].seed) for i in idx]) for m, idx in by_model.items()}
+    order = np.argsort(np.concatenate(list(by_model.values())), kind="stable")
+    return jax.tree.map(lambda *leaves: np.concatenate(leaves)[order], *parts.values())
 
 
 def _group_inputs(runs: Sequence[Run], params: Params | None) -> tuple[Program, tuple, float]:
@@ -367,7 +392,7 @@ def _group_inputs(runs: Sequence[Run], params: Params | None) -> tuple[Program, 
     config = first.config
     structure = optimizer_structure([r.optimizer for r in runs])
     program = Program(
-        first.model,
+        compute_model(first.model),
         structure,
         config.loss,
         config.metrics,
@@ -384,7 +409,7 @@ def _group_inputs(runs: Sequence[Run], params: Params | None) -> tuple[Program, 
     seeds = [int(r.seed) for r in runs]
     start = time.perf_counter()
     if params is None:
-        params = init_ensemble(first.model, seeds)
+        params = _initial_params(runs)
     rows, weights = batch_schedule(
         seeds, len(first.data.train_y), config.epochs, config.batch_size, config.shuffle
     )
@@ -427,7 +452,7 @@ def _groups(runs: Sequence[Run]) -> list[list[int]]:
     """Indices of runs that share shapes and code paths, each group one compiled program."""
     groups: dict[tuple, list[int]] = {}
     for i, run in enumerate(runs):
-        groups.setdefault(_group_key(run), []).append(i)
+        groups.setdefault(group_key(run), []).append(i)
     return list(groups.values())
 
 
@@ -518,6 +543,7 @@ __all__ = [
     "TrainConfig",
     "batch_schedule",
     "fit",
+    "group_key",
     "init_ensemble",
     "train",
 ]

@@ -62,7 +62,7 @@ FIGURES = ("histograms", "target", "scatter", "learning_curves", "box", "gradien
 _TOP_LEVEL = {
     "id", "title", "section", "description", "kind", "dataset", "target", "task", "n_train",
     "test_fraction", "split_seed", "fit_scalers_on",
-    "epochs", "batch_size", "repeats", "seed", "validation", "bce_form", "figures", "data",
+    "epochs", "batch_size", "repeats", "seed", "validation", "bce_form", "telemetry", "figures", "data",
     "model", "optimizer", "variants",
 }  # fmt: skip
 _DATA_KEYS = {"input_scaler", "target_scaler"}
@@ -277,11 +277,29 @@ def _scalers(source: str, table: Any, prefix: str) -> tuple[Scaler, Scaler]:
         raise ConfigError(f"{source}: {prefix.rstrip('.')}: {err}") from None
 
 
-def _load_data(top: _Fields, base_dir: Path | None) -> tuple[Dataset, tuple[str, ...]]:
-    """A built-in dataset by name, or a CSV/Parquet file (relative to the TOML's folder)."""
+DatasetCache = dict[tuple[Any, ...], tuple[Dataset, tuple[str, ...]]]
+
+
+def _load_data(
+    top: _Fields, base_dir: Path | None, cache: DatasetCache | None = None
+) -> tuple[Dataset, tuple[str, ...]]:
+    """A built-in dataset by name, or a CSV/Parquet file (relative to the TOML's folder).
+    `cache` (a dict kept by the caller) reads each dataset once across many experiments."""
     dataset = top.get("dataset", str)
     target = top.get("target", str, None)
     task = top.get("task", str, None)
+    key = (dataset, target, task, base_dir)
+    if cache is not None and key in cache:
+        return cache[key]
+    loaded = _read_data(top, dataset, target, task, base_dir)
+    if cache is not None:
+        cache[key] = loaded
+    return loaded
+
+
+def _read_data(
+    top: _Fields, dataset: str, target: str | None, task: str | None, base_dir: Path | None
+) -> tuple[Dataset, tuple[str, ...]]:
     if dataset in BUILTIN_DATASETS:
         if target is not None or task is not None:
             raise top.error("target", "and task only apply to a dataset read from a file.")
@@ -334,9 +352,15 @@ def _check_variant(
         raise ConfigError(f"{source}: {where}model/optimizer: {err}") from None
 
 
-def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = None) -> Experiment:
+def load_mapping(
+    raw: Mapping[str, Any],
+    source: str,
+    base_dir: Path | None = None,
+    datasets: DatasetCache | None = None,
+) -> Experiment:
     """Validate a parsed experiment table; `source` names it in error messages and
-    `base_dir` anchors a relative dataset path (the TOML file's folder)."""
+    `base_dir` anchors a relative dataset path (the TOML file's folder). `datasets`
+    shares loaded datasets between calls (a sweep validates one experiment per cell)."""
     top = _Fields(source, raw, "", _TOP_LEVEL)
     experiment_id = top.get("id", str)
     if not _ID.fullmatch(experiment_id):
@@ -347,7 +371,7 @@ def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = No
     kind = top.get("kind", str, "train")
     if kind not in KINDS:
         raise top.error("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}.")
-    data, dropped = _load_data(top, base_dir)
+    data, dropped = _load_data(top, base_dir, datasets)
     task = data.task
     from_file = top.get("dataset", str) not in BUILTIN_DATASETS
     n_train = top.positive_int("n_train", None)
@@ -388,6 +412,7 @@ def load_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | None = No
         "batch_size": top.positive_int("batch_size", 32),
         "validation": top.get("validation", bool, True),
         "bce_form": top.get("bce_form", str, "logits"),
+        "telemetry": top.get("telemetry", bool, True),
     }
     seed = top.get("seed", int, 0)
     repeats = top.positive_int("repeats", 10)

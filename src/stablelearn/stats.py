@@ -4,7 +4,8 @@ Diverged models have NaN scores; summaries describe the finite values and always
 how many models diverged, so a mean is never silently computed over fewer runs.
 """
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,3 +66,139 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+def bootstrap_median_ci(
+    values: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+    n_resamples: int = 9999,
+    seed: int = 0,
+) -> tuple[float | None, float | None]:
+    """Bootstrap confidence interval of the median of the finite values (BCa, seeded so
+    the same values always give the same interval).
+
+    BCa corrects the percentile interval for bias and skew; on small or heavily tied
+    samples it can be undefined, and then the plain percentile interval is returned.
+    One value, or all equal, gives a zero-width interval; no finite value gives None.
+    """
+    array = np.asarray(values, np.float64)
+    finite = array[np.isfinite(array)]
+    if finite.size == 0:
+        return None, None
+    if finite.size == 1 or np.ptp(finite) == 0:
+        return float(finite[0]), float(finite[0])
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DegenerateDataWarning: handled by the fallback
+            result = scipy_stats.bootstrap(
+                (finite,),
+                np.median,
+                confidence_level=confidence,
+                n_resamples=n_resamples,
+                method=method,
+                rng=np.random.default_rng(seed),
+            )
+        low, high = result.confidence_interval
+        if np.isfinite(low) and np.isfinite(high):
+            return float(low), float(high)
+    return float(np.min(finite)), float(np.max(finite))
+
+
+def wilson_interval(
+    successes: int, n: int, confidence: float = 0.95
+) -> tuple[float | None, float | None]:
+    """Wilson score interval of a rate k/n: unlike the normal approximation it stays
+    inside [0, 1] and is not zero-width at 0/n or n/n, which small sweeps hit often."""
+    if n == 0:
+        return None, None
+    interval = scipy_stats.binomtest(int(successes), int(n)).proportion_ci(
+        confidence, method="wilson"
+    )
+    return float(interval.low), float(interval.high)
+
+
+def worst_filled(values: Sequence[float] | np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """The values with non-finite ones (diverged models) replaced by the worst possible
+    score, so that rank tests count a divergence as a loss instead of dropping it."""
+    array = np.asarray(values, np.float64)
+    return np.where(np.isfinite(array), array, -np.inf if higher_is_better else np.inf)
+
+
+def compare(
+    candidate: Sequence[float] | np.ndarray,
+    baseline: Sequence[float] | np.ndarray,
+    higher_is_better: bool = False,
+) -> dict[str, Any]:
+    """Candidate against baseline: two-sided Mann-Whitney U with diverged models ranked
+    worst, and effect sizes.
+
+    `p_better` is the probability that a random candidate run scores better than a
+    random baseline run (ties count half; 0.5 = no difference); `rank_biserial` is
+    2 * p_better - 1, in [-1, 1]; `median_difference` is candidate minus baseline over
+    the finite values, in the metric's units.
+    """
+    x = worst_filled(candidate, higher_is_better)
+    y = worst_filled(baseline, higher_is_better)
+    comparison: dict[str, Any] = {
+        "n_candidate": int(x.size),
+        "n_baseline": int(y.size),
+        "median_candidate": _finite_median(x),
+        "median_baseline": _finite_median(y),
+    }
+    medians = comparison["median_candidate"], comparison["median_baseline"]
+    comparison["median_difference"] = None if None in medians else float(medians[0] - medians[1])
+    if x.size < 2 or y.size < 2:
+        return comparison | dict.fromkeys(("u", "p_value", "p_better", "rank_biserial"))
+    result = scipy_stats.mannwhitneyu(x, y, alternative="two-sided")
+    p_greater = float(result.statistic) / (x.size * y.size)
+    p_better = p_greater if higher_is_better else 1.0 - p_greater
+    p_value = float(result.pvalue)
+    return comparison | {
+        "u": float(result.statistic),
+        "p_value": 1.0 if np.isnan(p_value) else p_value,  # all values tied
+        "p_better": p_better,
+        "rank_biserial": 2.0 * p_better - 1.0,
+    }
+
+
+def _finite_median(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else None
+
+
+def format_p(p: float | None) -> str:
+    """p-values as a reader wants them: 'p < 0.001' or 'p = 0.042'."""
+    if p is None:
+        return "p not computed (fewer than 2 runs)"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+
+
+def _fmt_value(value: float | None) -> str:
+    return "n/a (all diverged)" if value is None else f"{value:.4g}"
+
+
+def describe_comparison(
+    candidate: str,
+    baseline: str,
+    metric: str,
+    comparison: Mapping[str, Any],
+    p_value: float | None = None,
+    alpha: float = 0.05,
+    diverged: tuple[int, int] = (0, 0),
+) -> str:
+    """One plain-language sentence, e.g. "normalized beats standardized: median test MSE
+    0.0012 vs 0.008, p < 0.001, 30 runs each". `p_value` (e.g. Holm-adjusted) replaces
+    the comparison's own; `diverged` counts diverged runs in candidate and baseline."""
+    p = comparison.get("p_value") if p_value is None else p_value
+    medians = (
+        f"median {metric} {_fmt_value(comparison['median_candidate'])} vs "
+        f"{_fmt_value(comparison['median_baseline'])}"
+    )
+    n_a, n_b = comparison["n_candidate"], comparison["n_baseline"]
+    runs = f"{n_a} runs each" if n_a == n_b else f"{n_a} vs {n_b} runs"
+    if any(diverged):
+        runs += f", {diverged[0]}/{n_a} vs {diverged[1]}/{n_b} diverged"
+    if p is not None and p < alpha and comparison["p_better"] != 0.5:
+        verb = "beats" if comparison["p_better"] > 0.5 else "is worse than"
+        return f"{candidate} {verb} {baseline}: {medians}, {format_p(p)}, {runs}."
+    return f"{candidate} and {baseline} do not differ detectably: {medians}, {format_p(p)}, {runs}."
