@@ -33,3 +33,43 @@ def lesson_mlp() -> sl.MLP:
 @pytest.fixture(scope="session")
 def lesson_sgd() -> sl.SGD:
     return sl.SGD(learning_rate=0.01, momentum=0.9)
+
+
+# two compiled groups (depth 1 and 2) of 2 cells x 3 repeats: small, but enough to
+# interrupt between groups; sweep tests share it to share its two compiled programs
+TWO_GROUPS = {"model.depth": [1, 2], "optimizer.learning_rate": [0.01, 0.001]}
+
+
+def small_sweep(**changes) -> dict:
+    """A sweep small enough for unit tests: 3 epochs, 3 repeats, 2x2 cells in 1 group.
+
+    Tests that train sweeps start from this mapping and change as little as possible, so
+    that they reuse the same few compiled programs.
+    """
+    raw = {
+        "id": "small",
+        "title": "A small sweep",
+        "dataset": "lesson-regression",
+        "epochs": 3,
+        "repeats": 3,
+        "telemetry": False,
+        "data": {"target_scaler": "standard"},
+        "model": {
+            "depth": 1,
+            "units": 4,
+            "activation": "relu",
+            "kernel_initializer": "he_uniform",
+            "output": {"units": 1},
+        },
+        "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
+        "axes": {
+            "optimizer.learning_rate": [0.01, 0.001],
+            "data.input_scaler": ["none", "standard"],
+        },
+    }
+    for key, value in changes.items():
+        if value is None:
+            raw.pop(key, None)
+        else:
+            raw[key] = value
+    return raw

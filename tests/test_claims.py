@@ -314,6 +314,13 @@ def test_normalized_inputs_best_holds_when_lower_and_tighter(catalog):
     assert best.measured["unscaled"]["iqr"] == pytest.approx(0.004)
     assert best.measured["normalized_vs_unscaled"]["p_a_less"] == 1.0
     assert best.measured["normalized_vs_standardized"]["p_value"] < 0.001
+    assert best.measured["normalized_vs_standardized"]["sentence"].startswith(
+        "normalized inputs beats standardized: median test MSE 0.001 vs 0.008, p < 0.001, "
+        "10 runs each"
+    )
+    assert best.measured["summary"].count(" beats ") == 2
+    low, high = best.measured["normalized"]["median_ci95"]
+    assert low < 0.001 < high
     similar = got["unscaled-vs-standardized-inputs-similar"]
     assert similar.verdict == "holds"
     assert similar.measured["median_ratio"] == pytest.approx(0.007 / 0.008)

@@ -58,7 +58,7 @@ def test_show_prints_the_shipped_toml():
 
 
 def test_show_of_an_unknown_id_is_one_line():
-    assert_one_line_error(invoke("show", "nope"), "No shipped experiment 'nope'", "list")
+    assert_one_line_error(invoke("show", "nope"), "No shipped experiment or sweep 'nope'", "list")
 
 
 def test_run_writes_the_run_folder_and_prints_the_lesson_format(tmp_path):

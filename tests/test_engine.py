@@ -12,7 +12,7 @@ import pytest
 import stablelearn as sl
 from stablelearn import losses
 from stablelearn.engine import batch_schedule
-from stablelearn.model import forward
+from stablelearn.model import forward, init_params
 
 SHORT = sl.TrainConfig(epochs=5)
 
@@ -296,3 +296,45 @@ def test_a_binary_model_needs_a_sigmoid_output(scaled_target):
     linear = sl.MLP(2, (sl.Dense(5, "relu"),), sl.Dense(1, "linear"))
     with pytest.raises(sl.ConfigError, match="needs a sigmoid output layer"):
         sl.Run(linear, sl.SGD(), circles, config=sl.TrainConfig.for_task("binary"))
+
+
+def test_init_ensemble_draws_what_init_params_draws_for_each_seed():
+    """Compiled per layer shape rather than per architecture, the weights stay those of
+    init_params(model, key(seed)); normal draws scaled by a stddev may differ in the last
+    bit (a multiply-add fused differently), uniform and variance-scaling draws are exact."""
+    deep = sl.MLP.stack(2, 9, 5, "tanh", "he_uniform", sl.Dense(1, "sigmoid"))
+    odd = sl.MLP(
+        3,
+        (sl.Dense(4, "relu", {"name": "random_normal", "stddev": 0.3}, "random_uniform"),),
+        sl.Dense(2, "softmax", "lecun_normal", "ones"),
+    )
+    seeds = [0, 5, 2**32 - 1]
+    for model, exact in ((deep, True), (odd, False)):
+        stacked = sl.init_ensemble(model, seeds)
+        for i, seed in enumerate(seeds):
+            reference = init_params(model, jax.random.key(seed))
+            for got, want in zip(stacked, reference, strict=True):
+                for name in ("kernel", "bias"):
+                    if exact:
+                        np.testing.assert_array_equal(got[name][i], want[name])
+                    else:
+                        np.testing.assert_allclose(got[name][i], want[name], rtol=1e-6)
+
+
+def test_models_that_differ_only_in_initializers_share_one_program(scaled_target, lesson_sgd):
+    he = sl.MLP(20, (sl.Dense(25, "relu", "he_uniform"),), sl.Dense(1))
+    glorot = sl.MLP(20, (sl.Dense(25, "relu", "glorot_normal"),), sl.Dense(1))
+    config = sl.TrainConfig(epochs=2)
+    runs = [
+        sl.Run(m, lesson_sgd, scaled_target, s, config) for m, s in ((he, 0), (glorot, 1), (he, 2))
+    ]
+    together = sl.train(runs)
+    assert together.timing.programs == 1
+    for i, run in enumerate(runs):
+        alone = sl.train([run])
+        np.testing.assert_allclose(together.history["loss"][i], alone.history["loss"][0], rtol=1e-5)
+        np.testing.assert_array_equal(
+            together.final_params[i][0]["kernel"].shape, alone.final_params[0][0]["kernel"].shape
+        )
+    start = sl.init_ensemble(glorot, [1])[0]["kernel"][0]
+    assert not np.allclose(start, sl.init_ensemble(he, [1])[0]["kernel"][0])

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from stablelearn.runner import ExperimentResult, VariantResult
-from stablelearn.stats import iqr, mann_whitney
+from stablelearn.stats import bootstrap_median_ci, compare, describe_comparison, iqr
 
 ALPHA = 0.05
 
@@ -199,12 +199,24 @@ def _stays_finite(v: VariantResult) -> tuple[int, int, dict[str, Any]]:
 # --- comparison claims ----------------------------------------------------------------
 
 
+def _comparison(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> dict[str, Any]:
+    """The sweep's comparison (stats.compare: Mann-Whitney U, diverged runs ranked worst,
+    effect sizes) with one plain sentence; p_a_less = P(a run of a has the lower MSE)."""
+    test = compare(a, b)
+    diverged = (int((~np.isfinite(a)).sum()), int((~np.isfinite(b)).sum()))
+    sentence = describe_comparison(
+        f"{name_a} inputs", name_b, "test MSE", test, alpha=ALPHA, diverged=diverged
+    )
+    return {**test, "p_a_less": test["p_better"], "sentence": sentence}
+
+
 def _normalized_inputs_best(result: ExperimentResult) -> tuple[str, dict[str, Any]]:
     scores = {v.name: v.result.test_scores["loss"] for v in result.variants}
     best = scores["normalized"]
     measured: dict[str, Any] = {
         name: {
             "median": _median(s),
+            "median_ci95": list(bootstrap_median_ci(s)),
             "iqr": iqr(s),
             "mean": float(np.nanmean(s)),
             "std": float(np.nanstd(s)),
@@ -213,7 +225,7 @@ def _normalized_inputs_best(result: ExperimentResult) -> tuple[str, dict[str, An
     }
     lower, tighter = [], []
     for other in ("unscaled", "standardized"):
-        test = mann_whitney(best, scores[other])
+        test = _comparison("normalized", best, other, scores[other])
         measured[f"normalized_vs_{other}"] = test
         lower.append(
             test["p_value"] is not None
@@ -221,6 +233,9 @@ def _normalized_inputs_best(result: ExperimentResult) -> tuple[str, dict[str, An
             and _median(best) < _median(scores[other])
         )
         tighter.append(iqr(best) < iqr(scores[other]))
+    measured["summary"] = " ".join(
+        measured[f"normalized_vs_{other}"]["sentence"] for other in ("unscaled", "standardized")
+    )
     if all(lower) and all(tighter):
         return "holds", measured
     if any(lower) or any(tighter):
@@ -233,7 +248,7 @@ def _normalized_inputs_best(result: ExperimentResult) -> tuple[str, dict[str, An
 def _unscaled_close_to_standardized(result: ExperimentResult) -> tuple[str, dict[str, Any]]:
     a = result.variant("unscaled").result.test_scores["loss"]
     b = result.variant("standardized").result.test_scores["loss"]
-    test = mann_whitney(a, b)
+    test = _comparison("unscaled", a, "standardized", b)
     ratio = _median(a) / _median(b) if _median(a) and _median(b) else None
     measured = {
         "unscaled_median": _median(a),

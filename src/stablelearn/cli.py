@@ -35,7 +35,7 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except StablelearnError as err:
-            errors.print(f"[red]Error:[/red] {err}", highlight=False)
+            errors.print(f"[red]Error:[/red] {escape(str(err))}", highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -371,10 +371,14 @@ def sweep_command(
     """Train every cell of a sweep (axes x repeats) and compare the cells with honest statistics."""
     from stablelearn.sweep import plan_groups, resolve_sweep
     from stablelearn.sweep_report import write_sweep_outputs
-    from stablelearn.sweep_run import BACKENDS, run_sweep
+    from stablelearn.sweep_run import BACKENDS, ray_module, run_sweep
 
     if backend not in BACKENDS:
         raise StablelearnError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
+    if address is not None and backend != "ray":
+        raise StablelearnError("--address applies to --backend ray only.")
+    if backend == "ray":
+        ray_module()  # a missing extra is reported before any work starts
     for name, value in (("--repeats", repeats), ("--epochs", epochs)):
         if value is not None and value < 1:
             raise StablelearnError(f"{name} must be at least 1, got {value}.")

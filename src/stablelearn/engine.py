@@ -31,7 +31,8 @@ import optax
 from stablelearn import losses, telemetry
 from stablelearn.data import PreparedData
 from stablelearn.errors import ConfigError, is_integer
-from stablelearn.model import MLP, Dense, Params, forward, init_params, validate_widths
+from stablelearn.initializers import Initializer, sample
+from stablelearn.model import MLP, Dense, Params, forward, validate_widths
 from stablelearn.optim import (
     Optimizer,
     OptimizerStructure,
@@ -293,10 +294,33 @@ def _train_program(
 
 
 _jitted_train = jax.jit(_train_program, static_argnums=0)
-_jitted_init = jax.jit(
-    lambda model, seed: init_params(model, jax.random.key(seed)), static_argnums=0
-)
+
+
+def _layer_keys(n_layers: int, seeds: jax.Array) -> jax.Array:
+    """[models, layers, 2] keys: init_params' key schedule, for every seed at once."""
+
+    def per_model(seed: jax.Array) -> jax.Array:
+        layer_keys = jax.random.split(jax.random.key(seed), n_layers)
+        return jax.vmap(jax.random.split)(layer_keys)
+
+    return jax.vmap(per_model)(seeds)
+
+
+def _sample_models(spec: tuple[Initializer, tuple[int, ...]], keys: jax.Array) -> jax.Array:
+    init, shape = spec
+    return jax.vmap(lambda key: sample(init, key, shape))(keys)
+
+
+_jitted_keys = jax.jit(_layer_keys, static_argnums=0)
+_jitted_sample = jax.jit(_sample_models, static_argnums=0)
 _COMPILED: dict[Any, Any] = {}
+# Each compiled program keeps 300-1,000 memory mappings of JIT code (more for deeper
+# models) until it is released, and Linux allows a process 65,530 mappings: a sweep over
+# 120 architectures crashed in LLVM ("Cannot allocate memory") after 109 programs. So the
+# cache is cleared, with JAX's own caches that also hold the programs, every
+# MAX_CACHED_PROGRAMS training programs (the small initializer programs barely count);
+# programs still in use stay valid.
+MAX_CACHED_PROGRAMS = 32
 
 
 def _compiled(jitted: Any, static: Any, args: tuple) -> tuple[Callable, float]:
@@ -306,22 +330,57 @@ def _compiled(jitted: Any, static: Any, args: tuple) -> tuple[Callable, float]:
     key = (jitted, static, treedef, tuple((leaf.shape, leaf.dtype) for leaf in leaves))
     if key in _COMPILED:
         return _COMPILED[key], 0.0
+    if jitted is _jitted_train and _cached_training_programs() >= MAX_CACHED_PROGRAMS:
+        release_compiled()
     start = time.perf_counter()
     compiled = jitted.lower(static, *args).compile()
     _COMPILED[key] = compiled
     return compiled, time.perf_counter() - start
 
 
-def init_ensemble(model: MLP, seeds: Sequence[int]) -> Params:
-    """Parameters for each seed, stacked on a leading model axis.
+def _cached_training_programs() -> int:
+    return sum(1 for key in _COMPILED if key[0] is _jitted_train)
 
-    One compiled call per model: a model's weights depend on its seed alone, and a
-    vmapped initializer took twice as long to compile (threefry under vmap) while the
-    host loop costs about 60 us per model.
+
+def release_compiled() -> None:
+    """Drop every cached compiled program (see MAX_CACHED_PROGRAMS) so its memory can go."""
+    _COMPILED.clear()
+    jax.clear_caches()
+
+
+def init_ensemble(model: MLP, seeds: Sequence[int]) -> Params:
+    """Parameters for each seed, stacked on a leading model axis: exactly
+    `init_params(model, jax.random.key(seed))` for every seed.
+
+    Compiled per layer shape and initializer, not per architecture: the layers of a
+    deep model, and models of different depths, share a handful of small programs (one
+    program per architecture took longer to compile than training itself in a sweep
+    over 30 depths).
     """
-    compiled, _ = _compiled(_jitted_init, model, (np.uint32(0),))
-    per_model = [compiled(np.uint32(seed)) for seed in seeds]
-    return jax.tree.map(lambda *leaves: np.stack(leaves), *per_model)
+    seed_array = np.asarray(seeds, np.uint32)
+    n_layers = len(model.layers)
+    if jax.config.jax_threefry_partitionable:
+        # split(key, n)[:k] == split(key, k) for partitionable threefry (JAX's default),
+        # so depths share the key program of the next power of two
+        n_keys = max(8, 1 << (n_layers - 1).bit_length())
+    else:
+        n_keys = n_layers
+    keys_fn, _ = _compiled(_jitted_keys, n_keys, (seed_array,))
+    keys = keys_fn(seed_array)[:, :n_layers]  # [models, layers, 2]
+    params = []
+    fan_in = model.input_dim
+    for index, layer in enumerate(model.layers):
+        drawn = {}
+        for name, init, shape, column in (
+            ("kernel", layer.kernel_initializer, (layer.units, fan_in), 0),
+            ("bias", layer.bias_initializer, (layer.units,), 1),
+        ):
+            layer_keys = keys[:, index, column]
+            sampler, _ = _compiled(_jitted_sample, (init, shape), (layer_keys,))
+            drawn[name] = np.asarray(sampler(layer_keys))
+        params.append(drawn)
+        fan_in = layer.units
+    return tuple(params)
 
 
 def row_weights(n_rows: int, batch_size: int) -> np.ndarray:

@@ -12,9 +12,10 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,9 +189,19 @@ def _saved_records(groups: Sequence[Group], folder: Path) -> dict[str, GroupReco
 # --- backends -------------------------------------------------------------------------------
 
 
-def run_local(groups: Sequence[Group], on_done: Callable[[GroupRecord], None]) -> None:
-    """Train groups in order while one thread compiles the next LOOKAHEAD groups (XLA
-    compiles outside the GIL, so compilation overlaps training on a second core)."""
+def run_local(
+    groups: Sequence[Group], on_done: Callable[[GroupRecord], None], workers: int = 1
+) -> None:
+    """Train groups on this machine.
+
+    workers=1: groups train in order while one thread compiles the next LOOKAHEAD (XLA
+    compiles outside the GIL, so compilation overlaps training on a second core).
+    workers>1: that many threads each compile and train whole groups; XLA runs outside
+    the GIL, so training itself then uses several cores.
+    """
+    if workers > 1:
+        _run_threads(groups, on_done, workers)
+        return
     pending: deque = deque()
     remaining = iter(groups)
     with ThreadPoolExecutor(max_workers=1) as compiler:
@@ -215,7 +226,32 @@ def run_local(groups: Sequence[Group], on_done: Callable[[GroupRecord], None]) -
             raise
 
 
-def _ray_module() -> Any:
+def _run_threads(
+    groups: Sequence[Group], on_done: Callable[[GroupRecord], None], workers: int
+) -> None:
+    remaining = iter(groups)
+    running: set = set()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+
+        def fill() -> None:
+            while len(running) < workers and (group := next(remaining, None)) is not None:
+                running.add(pool.submit(train_group, group))
+
+        try:
+            fill()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.remove(future)
+                    on_done(future.result())
+                fill()
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+
+
+def ray_module() -> Any:
     try:
         import ray
     except ImportError:
@@ -237,21 +273,25 @@ def run_ray(
     Ray starts with `num_cpus` CPUs (default: all) and stops at the end. Workers run
     `train_group`, so every node needs the same stablelearn installed.
     """
-    ray = _ray_module()
+    ray = ray_module()
     started = not ray.is_initialized()
     if started:
-        try:
-            ray.init(
-                address=address,
-                num_cpus=None if address else num_cpus,
-                include_dashboard=False,
-                logging_level="ERROR",
-                log_to_driver=False,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise ConfigError(
-                f"Could not start or reach Ray at {address or 'local'}: {err}"
-            ) from None
+        with warnings.catch_warnings():
+            # Ray starts its processes with fork+exec, which JAX's fork warning can't tell
+            # from a bare fork (the one that would deadlock)
+            warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+            try:
+                ray.init(
+                    address=address,
+                    num_cpus=None if address else num_cpus,
+                    include_dashboard=False,
+                    logging_level="ERROR",
+                    log_to_driver=False,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise ConfigError(
+                    f"Could not start or reach Ray at {address or 'local'}: {err}"
+                ) from None
     try:
         remote = ray.remote(num_cpus=1)(train_group)
         refs = [remote.remote(group) for group in groups]
@@ -354,15 +394,20 @@ def run_sweep(
     fresh: bool = False,
     on_group: Callable[[GroupRecord, int, int], None] | None = None,
     num_cpus: int | None = None,
+    workers: int = 1,
 ) -> SweepResult:
     """Train every group not already saved in `folder`, saving each as it finishes.
 
     `fresh` ignores saved groups. `on_group(record, done, total)` reports progress.
+    `workers` threads train groups side by side on the local backend; `num_cpus` sizes a
+    local Ray.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
     if address is not None and backend != "ray":
         raise ConfigError("--address applies to --backend ray only.")
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}.")
     start = time.perf_counter()
     groups = plan_groups(sweep)
     store = folder / GROUPS_FOLDER
@@ -380,6 +425,6 @@ def run_sweep(
         if backend == "ray":
             run_ray(todo, on_done, address, num_cpus)
         else:
-            run_local(todo, on_done)
+            run_local(todo, on_done, workers)
     ordered = [records[g.id] for g in groups]
     return _assemble(sweep, ordered, resumed, time.perf_counter() - start, backend)
