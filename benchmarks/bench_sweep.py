@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from stablelearn.sweep import plan_groups, resolve_sweep
-from stablelearn.sweep_report import sweep_summary
+from stablelearn.sweep_report import sweep_summary, write_sweep_outputs
 from stablelearn.sweep_run import run_sweep
 
 
-def timed(sweep, backend: str, workers: int = 1) -> tuple[object, float]:
+def timed(sweep, backend: str, workers: int = 1, out: Path | None = None) -> tuple[object, float]:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = run_sweep(sweep, Path(tmp), backend=backend, workers=workers)
+        result = run_sweep(sweep, out or Path(tmp), backend=backend, workers=workers, fresh=True)
         return result, time.perf_counter() - start
 
 
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="local backend threads")
     parser.add_argument("--compare-workers", action="store_true", help="also time 2 threads")
     parser.add_argument("--ray", action="store_true", help="also time the Ray backend")
+    parser.add_argument("--out", type=Path, help="keep the first run's sweep folder here")
     args = parser.parse_args()
     sweep = resolve_sweep(args.sweep, repeats=args.repeats, epochs=args.epochs)
     groups = plan_groups(sweep)
@@ -52,7 +53,9 @@ def main() -> None:
         f"{sweep.id}: {len(sweep.cells)} cells x {sweep.repeats} repeats x {epochs} epochs "
         f"= {len(sweep.cells) * sweep.repeats} models in {len(groups)} compiled groups"
     )
-    local, local_wall = timed(sweep, "local", args.workers)
+    local, local_wall = timed(sweep, "local", args.workers, args.out)
+    if args.out:
+        write_sweep_outputs(local, args.out)
     report(f"local/{args.workers}", local, local_wall, len(sweep.cells))
     if args.compare_workers:
         threads, threads_wall = timed(sweep, "local", 2)

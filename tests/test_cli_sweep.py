@@ -61,6 +61,11 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch):
         invoke("sweep", str(good), "--address", "auto", "--out", str(tmp_path / "o")),
         "--address applies to --backend ray only",
     )
+    assert_one_line_error(invoke("sweep", str(good), "--workers", "0"), "--workers must be")
+    assert_one_line_error(
+        invoke("sweep", str(good), "--workers", "2", "--backend", "ray"),
+        "--workers applies to the local backend",
+    )
     (tmp_path / "file").write_text("x")
     assert_one_line_error(invoke("sweep", str(good), "--out", str(tmp_path / "file")), "is a file")
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the ray extra were not installed

@@ -284,3 +284,10 @@ def test_shipped_sweeps_load_and_plan():
     scalers = ids["scalers"]
     assert len(scalers.cells) == 16 and len(plan_groups(scalers)) == 1
     assert scalers.metric == "test_rmse_original"
+
+
+def test_cells_are_found_by_label():
+    sweep = load()
+    assert sweep.cell("learning_rate=0.001, input_scaler=none").index == 2
+    with pytest.raises(KeyError):
+        sweep.cell("learning_rate=1")

@@ -118,11 +118,19 @@ def test_a_changed_sweep_retrains_only_changed_groups(sweep, complete):
     assert (result.groups, result.groups_resumed) == (2, 1)  # depth 1 reused
 
 
+def test_worker_threads_give_the_same_numbers(sweep, complete, tmp_path):
+    result = run_sweep(sweep, tmp_path, workers=1)  # the others ran on one thread per core
+    assert_same_results(result, complete[0])
+    assert len(list((tmp_path / GROUPS_FOLDER).glob("*.npz"))) == 2
+
+
 def test_bad_backend_options(sweep, tmp_path):
     with pytest.raises(ConfigError, match=r"backend must be one of local, ray"):
         run_sweep(sweep, tmp_path, backend="spark")
     with pytest.raises(ConfigError, match=r"--address applies to --backend ray only"):
         run_sweep(sweep, tmp_path, address="auto")
+    with pytest.raises(ConfigError, match=r"workers must be a positive integer, got 0"):
+        run_sweep(sweep, tmp_path, workers=0)
 
 
 def test_ray_backend_equals_local_backend(sweep, complete, tmp_path):

@@ -363,6 +363,12 @@ def sweep_command(
             help="Ray cluster to join ('auto', 'ray://host:10001'); default: a local Ray."
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Local backend: groups trained side by side, one thread each (default: one per core)."
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="List the cells and compiled groups, train nothing.")
     ] = False,
@@ -379,9 +385,11 @@ def sweep_command(
         raise StablelearnError("--address applies to --backend ray only.")
     if backend == "ray":
         ray_module()  # a missing extra is reported before any work starts
-    for name, value in (("--repeats", repeats), ("--epochs", epochs)):
+    for name, value in (("--repeats", repeats), ("--epochs", epochs), ("--workers", workers)):
         if value is not None and value < 1:
             raise StablelearnError(f"{name} must be at least 1, got {value}.")
+    if workers is not None and backend != "local":
+        raise StablelearnError("--workers applies to the local backend; Ray uses its CPUs.")
     spec = resolve_sweep(sweep, repeats=repeats, epochs=epochs)
     folder = out or Path("runs") / f"sweep-{spec.id}"
     if folder.exists() and not folder.is_dir():
@@ -400,7 +408,7 @@ def sweep_command(
         def on_group(record: Any, done: int, total: int) -> None:
             progress.update(task, total=total, completed=done, description="training groups")
 
-        result = run_sweep(spec, folder, backend, address, fresh, on_group)
+        result = run_sweep(spec, folder, backend, address, fresh, on_group, workers=workers)
     summary = write_sweep_outputs(result, folder)
     _print_sweep(summary)
     console.print(f"Wrote {folder} in {result.wall_s:.1f} s")

@@ -296,23 +296,19 @@ def _train_program(
 _jitted_train = jax.jit(_train_program, static_argnums=0)
 
 
-def _layer_keys(n_layers: int, seeds: jax.Array) -> jax.Array:
-    """[models, layers, 2] keys: init_params' key schedule, for every seed at once."""
-
-    def per_model(seed: jax.Array) -> jax.Array:
-        layer_keys = jax.random.split(jax.random.key(seed), n_layers)
-        return jax.vmap(jax.random.split)(layer_keys)
-
-    return jax.vmap(per_model)(seeds)
+def _layer_keys(n_layers: int, seed: jax.Array) -> jax.Array:
+    """[layers, 2] keys: init_params' key schedule for one seed."""
+    layer_keys = jax.random.split(jax.random.key(seed), n_layers)
+    return jax.vmap(jax.random.split)(layer_keys)
 
 
-def _sample_models(spec: tuple[Initializer, tuple[int, ...]], keys: jax.Array) -> jax.Array:
+def _sample_layer(spec: tuple[Initializer, tuple[int, ...]], key: jax.Array) -> jax.Array:
     init, shape = spec
-    return jax.vmap(lambda key: sample(init, key, shape))(keys)
+    return sample(init, key, shape)
 
 
 _jitted_keys = jax.jit(_layer_keys, static_argnums=0)
-_jitted_sample = jax.jit(_sample_models, static_argnums=0)
+_jitted_sample = jax.jit(_sample_layer, static_argnums=0)
 _COMPILED: dict[Any, Any] = {}
 # Each compiled program keeps 300-1,000 memory mappings of JIT code (more for deeper
 # models) until it is released, and Linux allows a process 65,530 mappings: a sweep over
@@ -352,12 +348,12 @@ def init_ensemble(model: MLP, seeds: Sequence[int]) -> Params:
     """Parameters for each seed, stacked on a leading model axis: exactly
     `init_params(model, jax.random.key(seed))` for every seed.
 
-    Compiled per layer shape and initializer, not per architecture: the layers of a
-    deep model, and models of different depths, share a handful of small programs (one
-    program per architecture took longer to compile than training itself in a sweep
-    over 30 depths).
+    Compiled per layer shape and initializer, not per architecture or ensemble size:
+    the layers of a deep model, models of different depths and ensembles of any size
+    share a handful of small programs (one program per architecture took longer to
+    compile than the training itself in a sweep over 30 depths). Each call costs about
+    30 us, so the host loop over models and layers stays cheap.
     """
-    seed_array = np.asarray(seeds, np.uint32)
     n_layers = len(model.layers)
     if jax.config.jax_threefry_partitionable:
         # split(key, n)[:k] == split(key, k) for partitionable threefry (JAX's default),
@@ -365,22 +361,26 @@ def init_ensemble(model: MLP, seeds: Sequence[int]) -> Params:
         n_keys = max(8, 1 << (n_layers - 1).bit_length())
     else:
         n_keys = n_layers
-    keys_fn, _ = _compiled(_jitted_keys, n_keys, (seed_array,))
-    keys = keys_fn(seed_array)[:, :n_layers]  # [models, layers, 2]
-    params = []
+    keys_fn, _ = _compiled(_jitted_keys, n_keys, (np.uint32(0),))
+    layers = []
     fan_in = model.input_dim
-    for index, layer in enumerate(model.layers):
-        drawn = {}
-        for name, init, shape, column in (
-            ("kernel", layer.kernel_initializer, (layer.units, fan_in), 0),
-            ("bias", layer.bias_initializer, (layer.units,), 1),
-        ):
-            layer_keys = keys[:, index, column]
-            sampler, _ = _compiled(_jitted_sample, (init, shape), (layer_keys,))
-            drawn[name] = np.asarray(sampler(layer_keys))
-        params.append(drawn)
+    for layer in model.layers:
+        specs = (
+            (layer.kernel_initializer, (layer.units, fan_in)),
+            (layer.bias_initializer, (layer.units,)),
+        )
+        samplers = [
+            _compiled(_jitted_sample, spec, (keys_fn(np.uint32(0))[0, 0],))[0] for spec in specs
+        ]
+        layers.append(samplers)
         fan_in = layer.units
-    return tuple(params)
+    drawn: list[dict[str, list]] = [{"kernel": [], "bias": []} for _ in model.layers]
+    for seed in seeds:
+        keys = keys_fn(np.uint32(seed))
+        for index, (kernel, bias) in enumerate(layers):
+            drawn[index]["kernel"].append(kernel(keys[index, 0]))
+            drawn[index]["bias"].append(bias(keys[index, 1]))
+    return tuple({name: np.stack(values) for name, values in layer.items()} for layer in drawn)
 
 
 def row_weights(n_rows: int, batch_size: int) -> np.ndarray:

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from stablelearn.data import Dataset, PreparedData
+from stablelearn.data import PreparedData
 from stablelearn.engine import Run, group_key
 from stablelearn.errors import ConfigError, is_number
 from stablelearn.experiments import (
@@ -170,6 +170,7 @@ class Sweep:
         return METRICS[self.metric]
 
     def cell(self, label: str) -> Cell:
+        """The cell with this label, e.g. sweep.cell("depth=5, activation=relu")."""
         for cell in self.cells:
             if cell.label == label:
                 return cell
@@ -641,7 +642,3 @@ def plan_groups(sweep: Sweep) -> list[Group]:
             )
         )
     return sorted(groups, key=lambda g: -g.cost)
-
-
-def dataset_of(sweep: Sweep) -> Dataset:
-    return sweep.cells[0].experiment.data
