@@ -164,6 +164,26 @@ def test_success_bar_metric_and_baseline():
     assert explicit.success.passed(values).tolist() == [True, True, False, False]
 
 
+def test_baseline_numbers_match_by_value_and_loss_metrics_need_a_bar():
+    sweep = load(
+        axes={"optimizer.learning_rate": [0.1, 1.0]}, sweep={"baseline": {"learning_rate": 1}}
+    )
+    assert sweep.baseline == 1
+    raw = small_sweep(dataset="lesson-circles", data={"input_scaler": "minmax"})
+    raw["model"]["output"] = {"units": 1, "activation": "sigmoid"}
+    raw["axes"] = {"model.depth": [1, 2]}
+    with pytest.raises(ConfigError, match=r"metric 'test_loss' is in scaled units: give"):
+        load_sweep_mapping({**raw, "sweep": {"metric": "test_loss"}}, "c.toml")
+    bce = load_sweep_mapping(
+        {**raw, "sweep": {"metric": "test_loss", "success": {"max": 0.5}}}, "c.toml"
+    )
+    assert bce.metric == "test_loss" and not bce.higher_is_better
+    with pytest.raises(ConfigError, match=r"'test_rmse_original' does not apply to a binary"):
+        load_sweep_mapping({**raw, "sweep": {"metric": "test_rmse_original"}}, "c.toml")
+    mae = load(sweep={"metric": "test_mae_original"})
+    assert "MAE at most the RMSE of R^2 = 0.5" in mae.success.describe(mae.metric)
+
+
 def test_circles_default_bar_is_halfway_from_the_majority_class():
     raw = small_sweep(dataset="lesson-circles", data={"input_scaler": "minmax"})
     raw["model"]["output"] = {"units": 1, "activation": "sigmoid"}
@@ -219,6 +239,12 @@ BAD = [
     ),
     ({"axes": {"optimizer.clip_mode": ["clipnrom"]}}, r"clip_mode must be one of none, clipnorm"),
     ({"epochs": 0}, r"epochs must be a positive integer"),
+    ({"optimizer": 5}, r"s.toml: optimizer must be a table, got 5"),
+    ({"sweep": {"metric": ["x"]}}, r"sweep.metric must be one of"),
+    (
+        {"axes": {"optimizer.learning_rate": [1, 1.0]}},
+        r"axes.optimizer.learning_rate repeats a value",
+    ),
 ]
 
 
@@ -263,6 +289,10 @@ output = {units = 1}
         encoding="utf-8",
     )
     sweep = load_sweep_file(path, repeats=2, epochs=None)
+    text = path.read_text(encoding="utf-8").replace('"optimizer.learning_rate"', "epochs")
+    path.write_text(text.replace("[0.1, 0.01]", "[1, 2]"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"s.toml: epochs is an axis of this sweep"):
+        load_sweep_file(path, epochs=3)
     assert sweep.repeats == 2 and sweep.cells[0].experiment.config.epochs == 100
     assert sweep.cells[0].experiment.data is sweep.cells[1].experiment.data  # read once
 

@@ -1,6 +1,8 @@
 """Running sweeps: results equal the engine's, groups are saved atomically, an
 interrupted sweep resumes, and the Ray backend gives the local backend's numbers."""
 
+import shutil
+
 import numpy as np
 import pytest
 from conftest import TWO_GROUPS, small_sweep
@@ -122,6 +124,21 @@ def test_worker_threads_give_the_same_numbers(sweep, complete, tmp_path):
     result = run_sweep(sweep, tmp_path, workers=1)  # the others ran on one thread per core
     assert_same_results(result, complete[0])
     assert len(list((tmp_path / GROUPS_FOLDER).glob("*.npz"))) == 2
+
+
+def test_saved_groups_are_reused_when_new_values_renumber_the_cells(sweep, complete, tmp_path):
+    result, folder = complete
+    (tmp_path / GROUPS_FOLDER).mkdir()
+    for group in plan_groups(sweep):  # only this sweep's groups: other tests add theirs
+        name = f"{GROUPS_FOLDER}/{group.id}.npz"
+        shutil.copy(folder / name, tmp_path / name)
+    grown = small_sweep(axes={"model.depth": [3, 1, 2], "optimizer.learning_rate": [0.01, 0.001]})
+    again = run_sweep(load_sweep_mapping(grown, "s.toml"), tmp_path)
+    assert (again.groups, again.groups_resumed) == (3, 2)  # depths 1 and 2 were saved
+    moved = again.cells >= 2  # the old cells 0-3 are now cells 2-5
+    np.testing.assert_array_equal(again.cells[moved] - 2, result.cells)
+    for name, values in result.test_scores.items():
+        np.testing.assert_array_equal(again.test_scores[name][moved], values)
 
 
 def test_bad_backend_options(sweep, tmp_path):

@@ -587,6 +587,8 @@ def sweep_success_figure(summary: dict, path: Path) -> Path:
 def sweep_heat_map(summary: dict, path: Path) -> Path:
     """Two axes as a grid: median metric and success rate, each cell annotated."""
     rows_axis, cols_axis = [a for a in summary["axes"] if len(a["values"]) > 1][:2]
+    if len(cols_axis["values"]) > len(rows_axis["values"]):  # the longer axis runs down
+        rows_axis, cols_axis = cols_axis, rows_axis
     shape = (len(rows_axis["labels"]), len(cols_axis["labels"]))
     median, rate = np.full(shape, np.nan), np.full(shape, np.nan)
     for cell in summary["cells"]:
@@ -594,9 +596,9 @@ def sweep_heat_map(summary: dict, path: Path) -> Path:
         j = cols_axis["labels"].index(cell["labels"][cols_axis["name"]])
         median[i, j] = np.nan if cell["metric"]["median"] is None else cell["metric"]["median"]
         rate[i, j] = cell["success"]["rate"]
-    fig = Figure(
-        figsize=(max(8, 1.2 * shape[1] * 2), max(3.5, 0.35 * shape[0] + 1.5)), layout="constrained"
-    )
+    width = min(20.0, max(8.0, 2.4 * shape[1]))
+    height = min(20.0, max(3.5, 0.35 * shape[0] + 1.5))
+    fig = Figure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(1, 2)
     metric = summary["metric"]["name"]
     better_high = summary["metric"]["higher_is_better"]

@@ -349,20 +349,24 @@ def default_success(task: str, metric: str, data: PreparedData) -> Success:
     Classification: accuracy >= majority share + (1 - majority share) / 2 (0.75 on the
     balanced circles, the bar the lesson's "learns" means). Regression, metric in target
     units: R^2 >= 0.5, i.e. RMSE <= std(y) / sqrt(2) (MSE <= var / 2, MAE likewise bounded by
-    the RMSE bar). A metric in scaled units has no task-independent bar, so it needs an
+    the RMSE bar). A loss, in scaled units has no task-independent bar, so it needs an
     explicit `success` in the sweep file.
     """
+    if metric.endswith("_loss"):
+        raise ConfigError(
+            f"metric {metric!r} is in scaled units: give [sweep] success = {{max = ...}}."
+        )
     y = data.target_to_original(data.test_y) if task == "regression" else data.test_y
     if task != "regression":
         majority = float(np.bincount(np.asarray(y, int)).max() / len(y))
         bar = majority + (1.0 - majority) / 2.0
         return Success(bar, "min", f"halfway from the majority class {majority:.3f} to 1")
-    if not metric.endswith("_original"):
-        raise ConfigError(
-            f"metric {metric!r} is in scaled units: give [sweep] success = {{max = ...}}."
-        )
     variance = float(np.var(y))
-    bar = variance / 2.0 if "_mse_" in metric else float(np.sqrt(variance / 2.0))
+    if "_mse_" in metric:
+        return Success(variance / 2.0, "max", "R^2 >= 0.5 on the test split")
+    bar = float(np.sqrt(variance / 2.0))
+    if "_mae_" in metric:
+        return Success(bar, "max", "MAE at most the RMSE of R^2 = 0.5 on the test split")
     return Success(bar, "max", "R^2 >= 0.5 on the test split")
 
 
@@ -396,11 +400,13 @@ def _parse_baseline(source: str, value: Any, axes: Sequence[Axis], cells: Sequen
                 f"{source}: sweep.baseline names {name!r}, which is not an axis; axes: {', '.join(names)}."
             )
     wanted = {name: _value_label(v) for name, v in value.items()}
-    matches = [
-        c.index
-        for c in cells
-        if all(_value_label(c.values[name]) == label for name, label in wanted.items())
-    ]
+
+    def same(a: Any, b: Any) -> bool:
+        if all(is_number(x) and not isinstance(x, bool) for x in (a, b)):
+            return float(a) == float(b)
+        return _value_label(a) == _value_label(b)
+
+    matches = [c.index for c in cells if all(same(c.values[name], v) for name, v in value.items())]
     if len(matches) != 1:
         found = "no cell" if not matches else f"{len(matches)} cells"
         raise ConfigError(
@@ -443,9 +449,13 @@ def load_sweep_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | Non
         [_parse_axis(source, key, value) for key, value in _flatten_axes(axes_table)]
     )
     for axis in axes:
-        if len(set(axis.labels)) != len(axis.labels):
+        values = [float(v) for v in axis.values] if axis.numeric else axis.labels
+        if len(set(values)) != len(values) or len(set(axis.labels)) != len(axis.labels):
             raise ConfigError(f"{source}: axes.{axis.field or axis.name} repeats a value.")
     base = {k: v for k, v in raw.items() if k not in ("axes", "sweep")}
+    for table in ("data", "model", "optimizer"):
+        if table in base and not isinstance(base[table], Mapping):
+            raise ConfigError(f"{source}: {table} must be a table, got {base[table]!r}.")
     if isinstance(base.get("model"), Mapping):
         base["model"] = _depth_form(source, base["model"], axes)
     datasets: DatasetCache = {}
@@ -466,11 +476,12 @@ def load_sweep_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | Non
     metric = sweep_table.get(
         "metric", "test_accuracy" if task != "regression" else "test_rmse_original"
     )
-    if metric not in METRICS:
+    if not isinstance(metric, str) or metric not in METRICS:
         raise ConfigError(
             f"{source}: sweep.metric must be one of {', '.join(METRICS)}, got {metric!r}."
         )
-    if ("accuracy" in metric) != (task != "regression"):
+    classification_only, regression_only = "accuracy" in metric, metric.endswith("_original")
+    if (classification_only and task == "regression") or (regression_only and task != "regression"):
         raise ConfigError(f"{source}: sweep.metric {metric!r} does not apply to a {task} dataset.")
     target_scalers = {str(c.variant.target_scaler) for c in cells}
     if metric.endswith("_loss") and task == "regression" and len(target_scalers) > 1:
@@ -519,8 +530,20 @@ def load_sweep_file(path: str | Path, **overrides: Any) -> Sweep:
         raise ConfigError(f"{path.name}: not valid TOML ({err}).") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path.name}: not a text file.") from None
-    raw |= {k: v for k, v in overrides.items() if v is not None}
-    return load_sweep_mapping(raw, path.name, path.resolve().parent)
+    return load_sweep_mapping(
+        _with_overrides(raw, overrides, path.name), path.name, path.resolve().parent
+    )
+
+
+def _with_overrides(
+    raw: dict[str, Any], overrides: Mapping[str, Any], source: str
+) -> dict[str, Any]:
+    """Top-level fields replaced (None = keep); a field an axis varies can't be replaced."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key in given:
+        if key in axis_keys(raw):
+            raise ConfigError(f"{source}: {key} is an axis of this sweep; edit the axis instead.")
+    return {**raw, **given}
 
 
 def shipped_sweep_files() -> list[Any]:
@@ -546,8 +569,7 @@ def resolve_sweep(name_or_path: str, **overrides: Any) -> Sweep:
     for entry in shipped_sweep_files():
         raw = tomllib.loads(entry.read_text(encoding="utf-8"))
         if raw.get("id") == name_or_path:
-            raw |= {k: v for k, v in overrides.items() if v is not None}
-            return load_sweep_mapping(raw, entry.name)
+            return load_sweep_mapping(_with_overrides(raw, overrides, entry.name), entry.name)
     raise ConfigError(
         f"No shipped sweep {name_or_path!r} and no such file; `stablelearn list` shows them."
     )

@@ -184,6 +184,7 @@ def sweep_summary(result: SweepResult) -> dict[str, Any]:
             "train_s_per_cell": result.train_s / n_cells,
         },
         "config": json_safe(dict(sweep.raw)),
+        "figures": [],  # file names, filled in by write_sweep_outputs
     }
 
 

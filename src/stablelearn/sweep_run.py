@@ -8,6 +8,7 @@ files and trains only the groups that are missing, so an interrupted sweep (Ctrl
 kill, a lost node) resumes where it stopped and never reads a half-written file.
 """
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -169,7 +170,12 @@ def load_record(path: Path) -> GroupRecord | None:
 
 
 def _saved_records(groups: Sequence[Group], folder: Path) -> dict[str, GroupRecord]:
-    """Saved groups that match the planned ones exactly (same id, same runs)."""
+    """Saved groups that match the planned ones exactly.
+
+    The id hashes every run's cell label, tables, config, seed and data in order, so an
+    equal id means the same runs; only the cells' positions in the sweep may differ (a
+    value added to an axis renumbers the cells), and they are taken from the plan.
+    """
     found = {}
     for group in groups:
         path = folder / f"{group.id}.npz"
@@ -179,11 +185,20 @@ def _saved_records(groups: Sequence[Group], folder: Path) -> dict[str, GroupReco
         if (
             record is not None
             and record.group_id == group.id
-            and record.cells.tolist() == list(group.cells)
             and record.repeats.tolist() == list(group.repeats)
         ):
-            found[group.id] = record
+            found[group.id] = dataclasses.replace(
+                record,
+                cells=np.asarray(group.cells, np.int64),
+                findings=_renumber(record, group),
+            )
     return found
+
+
+def _renumber(record: GroupRecord, group: Group) -> dict[int, dict[str, int]]:
+    """Findings keyed by the plan's cell indices instead of the saved ones."""
+    mapping = dict(zip(record.cells.tolist(), group.cells, strict=True))
+    return {mapping[old]: counts for old, counts in record.findings.items()}
 
 
 # --- backends -------------------------------------------------------------------------------
