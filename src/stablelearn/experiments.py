@@ -476,18 +476,22 @@ def load_mapping(
     )
 
 
-def load_file(path: str | Path) -> Experiment:
-    """Read and validate an experiment TOML file."""
-    path = Path(path)
+def read_toml(path: Path, kind: str = "experiment") -> dict[str, Any]:
+    """A TOML file as a dict; a missing, binary or malformed file is a ConfigError."""
     if not path.is_file():
-        raise ConfigError(f"No experiment file at {path}.")
+        raise ConfigError(f"No {kind} file at {path}.")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path.name}: not valid TOML ({err}).") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path.name}: not a text file.") from None
-    return load_mapping(raw, path.name, path.resolve().parent)
+
+
+def load_file(path: str | Path) -> Experiment:
+    """Read and validate an experiment TOML file."""
+    path = Path(path)
+    return load_mapping(read_toml(path), path.name, path.resolve().parent)
 
 
 def catalog_files() -> list[Any]:

@@ -3,22 +3,23 @@
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from stablelearn.errors import ConfigError
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write to a temporary file in the same folder, then rename it over `path`."""
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call `write` on a temporary file in the same folder, then rename it over `path`."""
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"{target} is a folder; give a file name to write to.")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -26,6 +27,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text atomically (see write_atomic)."""
+    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:

@@ -65,6 +65,7 @@ from stablelearn.experiments import (
     _merge,
     _merge_variant,
     load_mapping,
+    read_toml,
     settings_only,
     variant_tables,
 )
@@ -522,14 +523,7 @@ def load_sweep_file(path: str | Path, **overrides: Any) -> Sweep:
     """Read a sweep TOML file; `overrides` (repeats, epochs... None = keep) replace
     top-level fields, as the CLI's options do."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"No sweep file at {path}.")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path.name}: not valid TOML ({err}).") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path.name}: not a text file.") from None
+    raw = read_toml(path, "sweep")
     return load_sweep_mapping(
         _with_overrides(raw, overrides, path.name), path.name, path.resolve().parent
     )

@@ -20,7 +20,7 @@ import numpy as np
 
 from stablelearn.figures import sweep_figures
 from stablelearn.io import json_safe, write_json_atomic, write_text_atomic
-from stablelearn.report import _html_page, _img
+from stablelearn.report import _fmt, _html_page, _img
 from stablelearn.stats import (
     bootstrap_median_ci,
     compare,
@@ -252,14 +252,6 @@ def models_csv(result: SweepResult) -> str:
     columns = ["cell", *(a.name for a in sweep.axes), "repeat", "seed", "diverged",
                "diverged_epoch", *score_columns]  # fmt: skip
     return _csv_text(columns, rows)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def _rate(cell: dict[str, Any]) -> str:

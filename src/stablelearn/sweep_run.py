@@ -11,7 +11,6 @@ kill, a lost node) resumes where it stopped and never reads a half-written file.
 import dataclasses
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections import deque
@@ -26,6 +25,7 @@ import numpy as np
 from stablelearn.diagnostics import diagnose
 from stablelearn.engine import prepare_training, train
 from stablelearn.errors import ConfigError
+from stablelearn.io import write_atomic
 from stablelearn.results import TrainResult
 from stablelearn.sweep import FORMAT_VERSION, Group, Sweep, plan_groups
 
@@ -121,18 +121,7 @@ def save_record(record: GroupRecord, folder: Path) -> Path:
         ("history", record.history),
     ):
         arrays |= {f"{prefix}/{name}": values for name, values in table.items()}
-    target = folder / f"{record.group_id}.npz"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomic(folder / f"{record.group_id}.npz", lambda h: np.savez(h, **arrays))
 
 
 def load_record(path: Path) -> GroupRecord | None:
