@@ -355,7 +355,7 @@ def sweep_command(
         bool, typer.Option(help="Retrain every group, ignoring groups saved by an earlier run.")
     ] = False,
     backend: Annotated[
-        str, typer.Option(help="local (this process) or ray (needs stablelearn[ray]).")
+        str, typer.Option(help="local (this process) or ray (needs the optional ray extra).")
     ] = "local",
     address: Annotated[
         str | None,
