@@ -23,7 +23,7 @@ import numpy as np
 from stablelearn.diagnostics import Finding, check_data, diagnose
 from stablelearn.experiments import Experiment, load_mapping, settings_only, variant_tables
 from stablelearn.runner import ExperimentResult, VariantResult, run_experiment
-from stablelearn.stats import holm, mann_whitney
+from stablelearn.stats import compare, holm
 
 ALPHA = 0.05
 
@@ -191,22 +191,21 @@ def rank(
     """Scores of every configuration as (name, scores, diverged mask); the first is the
     user's, the rest are compared with it.
 
-    Diverged runs score inf (RMSE) or 0 (accuracy); for the rank test inf becomes a value
-    above every finite score, so a diverged run ranks worst instead of being dropped.
+    Diverged runs score inf (RMSE) or 0 (accuracy), so the rank test (stats.compare)
+    ranks a diverged run worst instead of dropping it.
     """
     finite = np.concatenate([v[np.isfinite(v)] for _, v, _ in named_scores] + [np.zeros(1)])
     worst = float(np.max(np.abs(finite))) * 2 + 1
-    ranked = [np.where(np.isfinite(v), v, worst) for _, v, _ in named_scores]
-    tests = [mann_whitney(values, ranked[0]) for values in ranked[1:]]
+    user_scores = named_scores[0][1]
+    tests = [compare(values, user_scores, higher_is_better) for _, values, _ in named_scores[1:]]
     adjusted = holm([t["p_value"] for t in tests])
     reference = _spread(named_scores[0][1], worst)[1]
     rows = []
     for i, (name, values, diverged) in enumerate(named_scores):
         p10, median, p90 = _spread(values, worst)
-        test = tests[i - 1] if i else {"p_value": None, "p_a_less": None}
+        test = tests[i - 1] if i else {"p_value": None, "p_better": None}
         p_holm = adjusted[i - 1] if i else None
-        p_less = test["p_a_less"]
-        prob_better = None if p_less is None else (1 - p_less if higher_is_better else p_less)
+        prob_better = test["p_better"]
         better = median > reference if higher_is_better else median < reference
         beats = bool(i and better and p_holm is not None and p_holm < ALPHA)
         score = Score(
