@@ -362,6 +362,7 @@ def init_ensemble(model: MLP, seeds: Sequence[int]) -> Params:
     else:
         n_keys = n_layers
     keys_fn, _ = _compiled(_jitted_keys, n_keys, (np.uint32(0),))
+    example_key = keys_fn(np.uint32(0))[0, 0]  # the argument shape the samplers compile for
     layers = []
     fan_in = model.input_dim
     for layer in model.layers:
@@ -369,10 +370,7 @@ def init_ensemble(model: MLP, seeds: Sequence[int]) -> Params:
             (layer.kernel_initializer, (layer.units, fan_in)),
             (layer.bias_initializer, (layer.units,)),
         )
-        samplers = [
-            _compiled(_jitted_sample, spec, (keys_fn(np.uint32(0))[0, 0],))[0] for spec in specs
-        ]
-        layers.append(samplers)
+        layers.append([_compiled(_jitted_sample, spec, (example_key,))[0] for spec in specs])
         fan_in = layer.units
     drawn: list[dict[str, list]] = [{"kernel": [], "bias": []} for _ in model.layers]
     for seed in seeds:
@@ -438,8 +436,6 @@ def _initial_params(runs: Sequence[Run]) -> Params:
     by_model: dict[MLP, list[int]] = {}
     for i, run in enumerate(runs):
         by_model.setdefault(run.model, []).append(i)
-    if len(by_model) == 1:
-        return init_ensemble(runs[0].model, [int(r.seed) for r in runs])
     parts = {m: init_ensemble(m, [int(runs[i].seed) for i in idx]) for m, idx in by_model.items()}
     order = np.argsort(np.concatenate(list(by_model.values())), kind="stable")
     return jax.tree.map(lambda *leaves: np.concatenate(leaves)[order], *parts.values())

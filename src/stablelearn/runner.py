@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from stablelearn.data import Dataset, PreparedData, prepare
-from stablelearn.engine import Prepared, Run, prepare_training, train
+from stablelearn.engine import Prepared, Run, TrainConfig, prepare_training, train
 from stablelearn.experiments import Experiment, Variant
+from stablelearn.model import MLP
 from stablelearn.results import TrainResult
 
 # XLA compiles outside the GIL, so one compile thread overlaps with training; a second
@@ -144,8 +145,16 @@ def estimated_cost(experiment: Experiment) -> float:
     if experiment.kind == "data":
         return 0.0
     rows = experiment.n_train or round(len(experiment.data.y) * (1 - experiment.test_fraction))
-    steps = math.ceil(rows / experiment.config.batch_size) * experiment.config.epochs
-    return sum(experiment.repeats * steps * (len(v.model.layers) + 1) for v in experiment.variants)
+    return sum(
+        experiment.repeats * model_cost(rows, experiment.config, v.model)
+        for v in experiment.variants
+    )
+
+
+def model_cost(rows: int, config: TrainConfig, model: MLP) -> float:
+    """One model's relative training cost: its steps times (layers + 1)."""
+    steps = math.ceil(rows / config.batch_size) * config.epochs
+    return steps * (len(model.layers) + 1)
 
 
 def run_experiments(

@@ -70,7 +70,7 @@ from stablelearn.experiments import (
     variant_tables,
 )
 from stablelearn.optim import CLIP_MODES, SGD, Adam, RMSprop
-from stablelearn.runner import prepare_variant_data
+from stablelearn.runner import model_cost, prepare_variant_data
 
 FORMAT_VERSION = 1  # bump when a saved group's content or meaning changes
 TOP_LEVEL_AXES = ("batch_size", "epochs", "bce_form")
@@ -197,24 +197,18 @@ def _field_override(path: str, value: Any) -> dict[str, Any]:
     return {table: {key: value}}
 
 
+AXIS_FIELDS = {
+    "": TOP_LEVEL_AXES,
+    "data": DATA_AXES,
+    "model": MODEL_AXES,
+    "optimizer": OPTIMIZER_AXES,
+}
+
+
 def _check_field(source: str, path: str) -> None:
     table, _, key = path.rpartition(".")
-    allowed = {
-        "": TOP_LEVEL_AXES,
-        "data": DATA_AXES,
-        "model": MODEL_AXES,
-        "optimizer": OPTIMIZER_AXES,
-    }.get(table)
-    if allowed is None or key not in allowed:
-        every = [*TOP_LEVEL_AXES] + [
-            f"{t}.{k}"
-            for t, keys in (
-                ("data", DATA_AXES),
-                ("model", MODEL_AXES),
-                ("optimizer", OPTIMIZER_AXES),
-            )
-            for k in keys
-        ]
+    if key not in AXIS_FIELDS.get(table, ()):
+        every = [f"{t}.{k}" if t else k for t, keys in AXIS_FIELDS.items() for k in keys]
         raise ConfigError(
             f"{source}: unknown field axes.{path!r}; an axis can vary: {', '.join(every)}."
         )
@@ -245,7 +239,7 @@ def _parse_axis(source: str, key: str, value: Any) -> Axis:
         if "." not in key and key not in TOP_LEVEL_AXES:
             raise ConfigError(
                 f"{where}: a list of values needs a field such as 'model.depth'; a named axis "
-                "is a table of label = {{overrides}}."
+                "is a table of label = {overrides}."
             )
         _check_field(source, key)
         if not value:
@@ -371,9 +365,7 @@ def default_success(task: str, metric: str, data: PreparedData) -> Success:
     return Success(bar, "max", "R^2 >= 0.5 on the test split")
 
 
-def _parse_success(source: str, value: Any, default: Success) -> Success:
-    if value is None:
-        return default
+def _parse_success(source: str, value: Any) -> Success:
     if not isinstance(value, Mapping) or len(value) != 1 or next(iter(value)) not in ("min", "max"):
         raise ConfigError(
             f"{source}: sweep.success must be a table with one of min or max, e.g. "
@@ -451,7 +443,7 @@ def load_sweep_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | Non
     )
     for axis in axes:
         values = [float(v) for v in axis.values] if axis.numeric else axis.labels
-        if len(set(values)) != len(values) or len(set(axis.labels)) != len(axis.labels):
+        if len(set(values)) != len(values):
             raise ConfigError(f"{source}: axes.{axis.field or axis.name} repeats a value.")
     base = {k: v for k, v in raw.items() if k not in ("axes", "sweep")}
     for table in ("data", "model", "optimizer"):
@@ -491,17 +483,16 @@ def load_sweep_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | Non
             "target scalers the axes vary; compare in target units (test_rmse_original)."
         )
     if "success" in sweep_table:
-        default = Success(0.0, "min", "")
+        success = _parse_success(source, sweep_table["success"])
     else:
         try:
-            default = default_success(task, metric, _prepared(first))
+            success = default_success(task, metric, _prepared(first))
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}") from None
-    success = _parse_success(source, sweep_table.get("success"), default)
     baseline = _parse_baseline(source, sweep_table.get("baseline"), axes, cells)
     return Sweep(
         id=first.id,
-        title=raw.get("title", first.id),
+        title=first.title,
         description=first.description,
         source=source,
         axes=tuple(axes),
@@ -584,10 +575,9 @@ class Group:
 
     @property
     def cost(self) -> float:
-        """Relative training cost: model-steps times layers (see runner.estimated_cost)."""
+        """Relative training cost, as the runner orders experiments."""
         run = self.runs[0]
-        steps = -(-len(run.data.train_y) // run.config.batch_size) * run.config.epochs
-        return len(self.runs) * steps * (len(run.model.layers) + 1)
+        return len(self.runs) * model_cost(len(run.data.train_y), run.config, run.model)
 
 
 def _data_key(experiment: Experiment) -> tuple:
@@ -636,12 +626,13 @@ def plan_groups(sweep: Sweep) -> list[Group]:
     for entry in runs:
         by_key.setdefault(group_key(entry[0]), []).append(entry)
     digests: dict[int, str] = {}
+    tables = [variant_tables(cell.variant) for cell in sweep.cells]
     groups = []
     for members in by_key.values():
         identity = [
             {
                 "cell": sweep.cells[c].label,
-                "tables": variant_tables(sweep.cells[c].variant),
+                "tables": tables[c],
                 "config": dataclasses.asdict(run.config),
                 "seed": int(run.seed),
                 "data": _digest_data(run.data, digests),

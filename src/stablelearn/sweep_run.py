@@ -55,10 +55,6 @@ class GroupRecord:
     compile_s: float = 0.0
     train_s: float = 0.0
 
-    @property
-    def n_models(self) -> int:
-        return int(self.cells.size)
-
 
 def _finding_counts(result: TrainResult) -> dict[str, int]:
     counts = {}
