@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.datasets import make_circles, make_regression
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-from stablelearn.errors import ConfigError, DataError, is_integer, is_number
+from stablelearn.checks import is_integer, is_number
+from stablelearn.errors import ConfigError, DataError
 
 Task = Literal["regression", "binary", "multiclass"]
 TASKS = ("regression", "binary", "multiclass")
@@ -44,6 +45,32 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return self.x.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of a classification target (labels 0..k-1); 0 for regression."""
+        return class_count(self.task, self.y)
+
+    def column_names(self, mask: np.ndarray) -> tuple[str, ...]:
+        """The names of the feature columns where `mask` is True."""
+        return tuple(name for name, keep in zip(self.feature_names, mask, strict=True) if keep)
+
+    def keep_columns(self, mask: np.ndarray) -> "Dataset":
+        """The same rows with only the feature columns where `mask` is True."""
+        return Dataset(
+            self.x[:, mask], self.y, self.task, self.name, self.column_names(mask), self.target_name
+        )
+
+
+def varying_columns(x: np.ndarray) -> np.ndarray:
+    """A mask of the columns of x [rows, features] that take more than one value: the
+    others are constant and carry no signal (and break scaling)."""
+    return np.ptp(x, axis=0) > 0
+
+
+def class_count(task: str, y: np.ndarray) -> int:
+    """Classes of a binary or multiclass target labelled 0..k-1 (at least 2); 0 for regression."""
+    return 0 if task == "regression" else max(2, int(np.max(y)) + 1)
 
 
 def _validate_arrays(x: Any, y: Any, task: str) -> tuple[np.ndarray, np.ndarray]:
@@ -238,10 +265,6 @@ def split_rows(
     return np.sort(rows[n_test:]), np.sort(rows[:n_test])
 
 
-def _constant_columns(x: np.ndarray) -> list[int]:
-    return [int(i) for i in np.flatnonzero(np.ptp(x, axis=0) == 0)]
-
-
 def prepare(
     dataset: Dataset,
     input_scaler: "str | Scaler | Mapping[str, Any] | None" = None,
@@ -266,9 +289,9 @@ def prepare(
     train_rows, test_rows = split_rows(dataset, n_train, test_fraction, split_seed)
     train_x, test_x = dataset.x[train_rows], dataset.x[test_rows]
     train_y, test_y = dataset.y[train_rows], dataset.y[test_rows]
-    constant = _constant_columns(train_x)
+    constant = dataset.column_names(~varying_columns(train_x))
     if constant:
-        names = ", ".join(dataset.feature_names[i] for i in constant[:10])
+        names = ", ".join(constant[:10])
         raise DataError(
             f"Feature column(s) {names} are constant on the training rows; drop them, they carry no signal."
         )
@@ -295,5 +318,5 @@ def prepare(
         target_scaler=target,
         fitted_target_scaler=y_scaler,
         name=dataset.name,
-        n_classes=0 if dataset.task == "regression" else max(2, int(dataset.y.max()) + 1),
+        n_classes=class_count(dataset.task, dataset.y),
     )

@@ -34,13 +34,12 @@ Thresholds, with what the lesson's case studies measured (10-30 seeds each):
   steps: the clip threshold, not the data, sets the step size.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from stablelearn.data import Dataset
+from stablelearn.data import Dataset, varying_columns
 from stablelearn.results import TrainResult
 
 NOT_LEARNING_RATIO = 0.9
@@ -68,7 +67,7 @@ class Finding:
     severity: str  # "critical", "warning" or "info"
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
-    repairs: tuple[str, ...] = ()
+    repairs: tuple[str, ...] = ()  # ids of stablelearn.doctor.repairs.REPAIRS, best first
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,11 +84,7 @@ class Finding:
 
 
 def constant_columns(dataset: Dataset) -> list[str]:
-    return [
-        name
-        for name, spread in zip(dataset.feature_names, np.ptp(dataset.x, axis=0), strict=True)
-        if spread == 0
-    ]
+    return list(dataset.column_names(~varying_columns(dataset.x)))
 
 
 def check_data(dataset: Dataset) -> list[Finding]:
@@ -120,7 +115,7 @@ def check_data(dataset: Dataset) -> list[Finding]:
                     "make large, unstable weights. Scale the inputs (fit the scaler on the training rows).",
                     {"std_min": float(std.min()), "std_max": float(std.max()), "spread_ratio": ratio,
                      "largest_feature": names[int(scale.argmax())], "max_abs": float(scale.max())},
-                    ("scale inputs (standard)", "scale inputs (minmax)"),
+                    ("scale_inputs_standard", "scale_inputs_minmax"),
                 )
             )  # fmt: skip
     if dataset.task == "regression":
@@ -132,7 +127,7 @@ def check_data(dataset: Dataset) -> list[Finding]:
                     f"The target has a standard deviation of {std:.3g} (|y| up to {peak:.3g}); squared errors and their "
                     "gradients scale with it, which can explode the weights. Scale the target.",
                     {"target_std": std, "target_max_abs": peak, "target_mean": float(dataset.y.mean())},
-                    ("scale target (standard)", "scale target (minmax)", "clipnorm 1.0", "clipvalue 5.0"),
+                    ("scale_target_standard", "scale_target_minmax", "clipnorm_1", "clipvalue_5"),
                 )
             )  # fmt: skip
     else:
@@ -199,7 +194,7 @@ def detect_not_learning(result: TrainResult) -> Finding | None:
         f"{mask.sum()} of {result.n_models} models end no better than a constant prediction "
         f"(final training loss {np.median(final):.4g} vs {base:.4g} for the best constant).",
         {**_models(result, mask), "baseline_loss": base, "final_loss_median": float(np.median(final))},
-        ("adam", "relu + he_uniform", "scale inputs (standard)", "fewer layers"),
+        ("adam", "relu_he", "scale_inputs_standard", "fewer_layers"),
     )  # fmt: skip
 
 
@@ -235,7 +230,7 @@ def detect_exploding(result: TrainResult) -> Finding | None:
         "exploding_gradients", "Exploding gradients", "critical",
         f"{mask.sum()} of {result.n_models} models {what}",
         evidence,
-        ("scale target (standard)", "clipnorm 1.0", "clipvalue 5.0", "learning rate / 10", "adam"),
+        ("scale_target_standard", "clipnorm_1", "clipvalue_5", "lower_learning_rate", "adam"),
     )  # fmt: skip
 
 
@@ -262,7 +257,7 @@ def detect_vanishing(result: TrainResult) -> Finding | None:
         f"1/{1 / VANISHING_RATIO:.0f} of the output layer's (median ratio {np.median(ratio[mask]):.2g}).",
         {**_models(result, mask), "ratio_min_hidden_to_output": [float(r) for r in ratio[mask]],
          "weakest_layers": sorted({names[i] for i in weakest})},
-        ("relu + he_uniform", "leaky_relu + he_uniform", "elu + he_uniform", "fewer layers", "adam"),
+        ("relu_he", "leaky_relu_he", "elu_he", "fewer_layers", "adam"),
     )  # fmt: skip
 
 
@@ -300,7 +295,7 @@ def detect_dying_relu(result: TrainResult) -> Finding | None:
         f"layer's ReLUs output zero for every training example (layers {', '.join(extra['layers'][:6])}); "
         "no gradient flows through them.",
         {**_models(result, mask), **extra},
-        ("leaky_relu + he_uniform", "elu + he_uniform", "fewer layers", "learning rate / 10"),
+        ("leaky_relu_he", "elu_he", "fewer_layers", "lower_learning_rate"),
     )  # fmt: skip
 
 
@@ -313,7 +308,7 @@ def detect_saturation(result: TrainResult) -> Finding | None:
         f"In {mask.sum()} of {result.n_models} models that do not learn, at least half of a tanh/sigmoid layer's "
         f"activations are saturated (layers {', '.join(extra['layers'][:6])}); their gradients are near zero.",
         {**_models(result, mask), **extra},
-        ("relu + he_uniform", "leaky_relu + he_uniform", "scale inputs (standard)"),
+        ("relu_he", "leaky_relu_he", "scale_inputs_standard"),
     )  # fmt: skip
 
 
@@ -333,7 +328,7 @@ def detect_oscillation(result: TrainResult) -> Finding | None:
         f"In {mask.sum()} of {result.n_models} models the loss rises by over 10% from one epoch to the next in "
         f"{np.median(rises[mask]):.0%} of the second half of training: the steps are too large.",
         {**_models(result, mask), "share_of_rising_epochs": [float(r) for r in rises[mask]]},
-        ("learning rate / 10", "adam"),
+        ("lower_learning_rate", "adam"),
     )  # fmt: skip
 
 
@@ -351,7 +346,7 @@ def detect_clipping_active(result: TrainResult) -> Finding | None:
         f"Clipping changed the gradient in {np.median(share[mask]):.0%} of steps in {mask.sum()} of {result.n_models} "
         "models: the threshold, not the data, sets the step size; scaling the data usually works better.",
         {**_models(result, mask), "clip_rate": [float(s) for s in share[mask]]},
-        ("scale target (standard)", "scale inputs (standard)"),
+        ("scale_target_standard", "scale_inputs_standard"),
     )  # fmt: skip
 
 
@@ -369,7 +364,3 @@ DETECTORS = (
 def diagnose(result: TrainResult) -> list[Finding]:
     """Run every training detector on the models of one configuration."""
     return [finding for detector in DETECTORS if (finding := detector(result)) is not None]
-
-
-def finding_ids(findings: Sequence[Finding]) -> set[str]:
-    return {f.id for f in findings}

@@ -15,7 +15,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from stablelearn.errors import ConfigError, is_number
+from stablelearn.checks import is_number
+from stablelearn.errors import ConfigError
 
 # name -> (scale, mode, distribution) of Keras' VarianceScaling
 VARIANCE_SCALING = {

@@ -13,7 +13,8 @@ from typing import Any
 import jax
 
 from stablelearn.activations import check_activation, get_activation
-from stablelearn.errors import ConfigError, is_integer
+from stablelearn.checks import is_integer
+from stablelearn.errors import ConfigError
 from stablelearn.initializers import VARIANCE_SCALING, Initializer, as_initializer, sample
 
 Params = tuple[dict[str, jax.Array], ...]

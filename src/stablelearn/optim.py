@@ -9,7 +9,7 @@ leading model axis.
 Keras facts this module follows (keras/src/optimizers/):
 - SGD: v <- momentum * v - lr * g; w <- w + v (nesterov: w <- w + momentum * v - lr * g).
   For a constant learning rate this is exactly `optax.sgd(lr, momentum, nesterov)`,
-  whose trace is -v / lr; tests/test_optim.py proves it step by step.
+  whose trace is -v / lr; tests/core/test_optim.py proves it step by step.
 - Clipping is applied to the raw gradients before the optimizer, and Keras accepts
   only one of: `clipnorm` (each variable's gradient rescaled separately to norm <= c),
   `global_clipnorm` (all gradients together, as PyTorch's clip_grad_norm_), and
@@ -18,33 +18,32 @@ Keras facts this module follows (keras/src/optimizers/):
 - Adam: Keras adds epsilon to sqrt(v) *before* bias correction ("epsilon hat"); Optax
   adds it after. They differ only while sqrt(v_hat) is comparable to 1e-7; we use
   Optax's `adam` with Keras' epsilon 1e-7 and document the difference here.
+
+This module also owns the one rule about clipping in configuration tables: Keras takes
+a single clip mode, so setting one replaces any other (`with_clipping`).
 """
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import numpy as np
 import optax
 
-from stablelearn.errors import ConfigError, is_number
+from stablelearn.checks import (
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
+    UNIT_OPEN_HIGH,
+    Interval,
+    check_in,
+)
+from stablelearn.errors import ConfigError
 
 Threshold = float | tuple[float, ...] | None
 CLIP_MODES = ("clipnorm", "clipvalue", "global_clipnorm")
-
-
-def _check_number(
-    owner: str, name: str, value: Any, low: float, high: float, *, open_low: bool, open_high: bool
-) -> None:
-    if not is_number(value) or not math.isfinite(value):
-        raise ConfigError(f"{owner} {name} must be a finite number, got {value!r}.")
-    too_low = value <= low if open_low else value < low
-    too_high = value >= high if open_high else value > high
-    if too_low or too_high:
-        lo, hi = ("(" if open_low else "["), (")" if open_high else "]")
-        raise ConfigError(f"{owner} {name} must be in {lo}{low:g}, {high:g}{hi}, got {value!r}.")
 
 
 def _normalize_threshold(owner: str, name: str, value: Any) -> Threshold:
@@ -56,7 +55,7 @@ def _normalize_threshold(owner: str, name: str, value: Any) -> Threshold:
     if not values:
         raise ConfigError(f"{owner} {name} needs at least one threshold.")
     for v in values:
-        _check_number(owner, name, v, 0.0, math.inf, open_low=True, open_high=True)
+        check_in(owner, name, v, POSITIVE)
     return (
         tuple(float(v) for v in values)
         if len(values) > 1 or isinstance(value, Sequence)
@@ -66,7 +65,13 @@ def _normalize_threshold(owner: str, name: str, value: Any) -> Threshold:
 
 @dataclass(frozen=True, kw_only=True)
 class _Clipping:
-    """Keras' clipping arguments; a tuple gives one threshold per layer, output last."""
+    """Keras' clipping arguments; a tuple gives one threshold per layer, output last.
+
+    Subclasses declare their numeric fields' ranges once, in CONSTRAINTS; the fields
+    listed there are also the hyperparameters that may differ within one ensemble.
+    """
+
+    CONSTRAINTS: ClassVar[dict[str, Interval]] = {}
 
     clipnorm: Threshold = None
     clipvalue: Threshold = None
@@ -81,15 +86,7 @@ class _Clipping:
                 raise ConfigError(
                     f"{owner} global_clipnorm takes one threshold, not one per layer."
                 )
-            _check_number(
-                owner,
-                "global_clipnorm",
-                self.global_clipnorm,
-                0.0,
-                math.inf,
-                open_low=True,
-                open_high=True,
-            )
+            check_in(owner, "global_clipnorm", self.global_clipnorm, POSITIVE)
             object.__setattr__(self, "global_clipnorm", float(self.global_clipnorm))
         used = [mode for mode in CLIP_MODES if getattr(self, mode) is not None]
         if len(used) > 1:
@@ -97,6 +94,8 @@ class _Clipping:
                 f"{owner} got {' and '.join(used)}; Keras allows only one clipping mode per "
                 "optimizer, so choose one."
             )
+        for name, interval in self.CONSTRAINTS.items():
+            check_in(owner, name, getattr(self, name), interval)
 
     @property
     def clip_mode(self) -> str | None:
@@ -123,82 +122,54 @@ class _Clipping:
 class SGD(_Clipping):
     """Keras `SGD(learning_rate=0.01, momentum=0.0, nesterov=False)`."""
 
+    CONSTRAINTS: ClassVar[dict[str, Interval]] = {"learning_rate": POSITIVE, "momentum": UNIT}
+
     learning_rate: float = 0.01
     momentum: float = 0.0
     nesterov: bool = False
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number(
-            "SGD", "learning_rate", self.learning_rate, 0.0, math.inf, open_low=True, open_high=True
-        )
-        _check_number("SGD", "momentum", self.momentum, 0.0, 1.0, open_low=False, open_high=False)
 
 
 @dataclass(frozen=True)
 class Adam(_Clipping):
     """Keras `Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)`."""
 
+    CONSTRAINTS: ClassVar[dict[str, Interval]] = {
+        "learning_rate": POSITIVE,
+        "beta_1": UNIT_OPEN_HIGH,
+        "beta_2": UNIT_OPEN_HIGH,
+        "epsilon": NON_NEGATIVE,
+    }
+
     learning_rate: float = 0.001
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-7
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number(
-            "Adam",
-            "learning_rate",
-            self.learning_rate,
-            0.0,
-            math.inf,
-            open_low=True,
-            open_high=True,
-        )
-        _check_number("Adam", "beta_1", self.beta_1, 0.0, 1.0, open_low=False, open_high=True)
-        _check_number("Adam", "beta_2", self.beta_2, 0.0, 1.0, open_low=False, open_high=True)
-        _check_number(
-            "Adam", "epsilon", self.epsilon, 0.0, math.inf, open_low=False, open_high=True
-        )
 
 
 @dataclass(frozen=True)
 class RMSprop(_Clipping):
     """Keras `RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7)`."""
 
+    CONSTRAINTS: ClassVar[dict[str, Interval]] = {
+        "learning_rate": POSITIVE,
+        "rho": UNIT_OPEN_HIGH,
+        "momentum": UNIT,
+        "epsilon": NON_NEGATIVE,
+    }
+
     learning_rate: float = 0.001
     rho: float = 0.9
     momentum: float = 0.0
     epsilon: float = 1e-7
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number(
-            "RMSprop",
-            "learning_rate",
-            self.learning_rate,
-            0.0,
-            math.inf,
-            open_low=True,
-            open_high=True,
-        )
-        _check_number("RMSprop", "rho", self.rho, 0.0, 1.0, open_low=False, open_high=True)
-        _check_number(
-            "RMSprop", "momentum", self.momentum, 0.0, 1.0, open_low=False, open_high=False
-        )
-        _check_number(
-            "RMSprop", "epsilon", self.epsilon, 0.0, math.inf, open_low=False, open_high=True
-        )
-
 
 Optimizer = SGD | Adam | RMSprop
 OPTIMIZERS: dict[str, type] = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
-# numeric fields that may vary between the models of one ensemble
-_HYPERPARAMETERS = {
-    SGD: ("learning_rate", "momentum"),
-    Adam: ("learning_rate", "beta_1", "beta_2", "epsilon"),
-    RMSprop: ("learning_rate", "rho", "momentum", "epsilon"),
-}
+
+
+def hyperparameter_names(kind: type) -> tuple[str, ...]:
+    """The numeric fields that may vary between the models of one ensemble."""
+    return tuple(kind.CONSTRAINTS)
 
 
 def make_optimizer(name: str, **kwargs: Any) -> Optimizer:
@@ -214,6 +185,32 @@ def make_optimizer(name: str, **kwargs: Any) -> Optimizer:
             f"it takes {', '.join(sorted(allowed))}."
         )
     return cls(**kwargs)
+
+
+# --- clipping in configuration tables -------------------------------------------------------
+
+
+def without_clipping(table: Mapping[str, Any]) -> dict[str, Any]:
+    """An [optimizer] table with every clip mode removed."""
+    return {k: v for k, v in table.items() if k not in CLIP_MODES}
+
+
+def clipping_of(table: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the clip mode (if any) of an [optimizer] table."""
+    return {k: v for k, v in table.items() if k in CLIP_MODES}
+
+
+def with_clipping(
+    table: Mapping[str, Any], mode: str | None, threshold: Any = None
+) -> dict[str, Any]:
+    """An [optimizer] table clipping with `mode` at `threshold`: Keras takes one clip mode
+    per optimizer, so any other is removed. `mode` None or "none" removes clipping."""
+    if mode not in (None, "none", *CLIP_MODES):
+        raise ConfigError(f"clip mode must be one of none, {', '.join(CLIP_MODES)}, got {mode!r}.")
+    table = without_clipping(table)
+    if mode not in (None, "none"):
+        table[mode] = threshold
+    return table
 
 
 @dataclass(frozen=True)
@@ -244,7 +241,7 @@ def stack_hyperparameters(
     """Each numeric hyperparameter as an array with a leading model axis."""
     stacked = {
         name: np.asarray([getattr(o, name) for o in optimizers], np.float32)
-        for name in _HYPERPARAMETERS[structure.kind]
+        for name in hyperparameter_names(structure.kind)
     }
     for mode in structure.clip_modes:
         stacked[mode] = np.stack([o.clip_thresholds(mode, n_layers) for o in optimizers])
@@ -310,22 +307,11 @@ def build_optimizer(
     )
 
 
-def build_transform(
-    structure: OptimizerStructure, hp: Mapping[str, jax.Array], n_layers: int
-) -> optax.GradientTransformation:
-    """The Optax chain for one model: clipping first (as Keras), then the optimizer.
-
-    Called inside traced code with this model's hyperparameters, so every model of an
-    ensemble gets its own learning rate, momentum and thresholds from the same program.
-    The engine applies the two stages one after the other itself, to see the gradient
-    before and after clipping; the result is the same as this chain.
-    """
-    return optax.chain(build_clipping(structure, hp, n_layers), build_optimizer(structure, hp))
-
-
 def describe(optimizer: Optimizer) -> str:
     """A short label such as 'SGD(lr=0.01, momentum=0.9, clipnorm=1)'."""
-    parts = [f"{name}={getattr(optimizer, name):g}" for name in _HYPERPARAMETERS[type(optimizer)]]
+    parts = [
+        f"{name}={getattr(optimizer, name):g}" for name in hyperparameter_names(type(optimizer))
+    ]
     parts[0] = parts[0].replace("learning_rate", "lr")
     if getattr(optimizer, "nesterov", False):
         parts.append("nesterov")

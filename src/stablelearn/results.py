@@ -5,18 +5,23 @@ final scores are what `model.evaluate` returns on each split with the final weig
 Regression scores also come in the target's original units (`mse_original`,
 `rmse_original`, `mae_original`), computed by inverting the fitted target scaler on
 targets and predictions (equal to the scaled ones when the target was not scaled).
+
+The engine hands each compiled program's output over as a `GroupOutput`; this module
+stitches them into one `TrainResult` in the order of the runs and knows nothing of
+how they were computed.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from stablelearn.model import layer_names
+from stablelearn.runs import Run
 
-if TYPE_CHECKING:
-    from stablelearn.engine import Run
+PER_LAYER = ("grad_norm", "grad_abs_max", "update_ratio", "weight_norm")
+PER_HIDDEN = ("dead_fraction", "saturated_fraction")
 
 
 @dataclass(frozen=True)
@@ -29,9 +34,37 @@ class Timing:
     programs: int
     models: int
 
-    @property
-    def total_s(self) -> float:
-        return self.prepare_s + self.compile_s + self.train_s
+
+@dataclass(frozen=True, eq=False)
+class GroupOutput:
+    """One compiled program's output for its models, in the group's model order.
+
+    Score columns are the loss, then the metrics. history_train/history_val are
+    [epochs, models, scores]; finite [epochs, models] says whether loss and weights
+    were finite at each epoch's end; telemetry holds the per-epoch arrays of
+    stablelearn.telemetry as [epochs, models, ...] (empty when switched off).
+    """
+
+    indices: tuple[int, ...]  # positions of these models among all runs
+    history_train: np.ndarray
+    history_val: np.ndarray | None
+    finite: np.ndarray
+    train_scores: np.ndarray  # [models, scores]
+    test_scores: np.ndarray
+    train_predictions: np.ndarray  # [models, rows] or [models, rows, classes]
+    test_predictions: np.ndarray
+    params: tuple[dict[str, np.ndarray], ...]  # per layer, leading model axis
+    telemetry: dict[str, np.ndarray]
+    steps_per_epoch: int
+    prepare_s: float
+    compile_s: float
+    train_s: float
+
+
+def divergence_record(diverged_epoch: int) -> dict[str, Any]:
+    """The per-model divergence columns every table of models shares."""
+    epoch = int(diverged_epoch)
+    return {"diverged": epoch >= 1, "diverged_epoch": epoch if epoch >= 1 else None}
 
 
 def _original_unit_scores(
@@ -62,7 +95,7 @@ class TrainResult:
     different depths are padded with NaN to the deepest one.
     """
 
-    runs: tuple["Run", ...]
+    runs: tuple[Run, ...]
     epochs: int
     history: dict[str, np.ndarray]
     train_scores: dict[str, np.ndarray]
@@ -116,9 +149,7 @@ class TrainResult:
         rows = []
         for i, run in enumerate(self.runs):
             row: dict[str, Any] = {"model": i, "seed": int(run.seed), **dict(run.tags)}
-            epoch = int(self.diverged_epoch[i])
-            row["diverged"] = epoch >= 1
-            row["diverged_epoch"] = epoch if epoch >= 1 else None
+            row |= divergence_record(self.diverged_epoch[i])
             for split, scores in (("train", self.train_scores), ("test", self.test_scores)):
                 for name, values in scores.items():
                     value = float(values[i])
@@ -128,110 +159,114 @@ class TrainResult:
 
     @classmethod
     def from_groups(
-        cls, runs: Sequence["Run"], groups: Sequence[tuple[list[int], dict[str, Any]]], epochs: int
+        cls, runs: Sequence[Run], groups: Sequence[GroupOutput], epochs: int
     ) -> "TrainResult":
-        """Stitch the outputs of each compiled group back into the order of `runs`."""
-        n = len(runs)
-        programs = {id(g["program"]) for _, g in groups}
-        # engine.prepare_training checked that all groups share loss and metrics
-        program = groups[0][1]["program"]
-        names = ["loss", *program.metrics]
-        history = {name: np.full((n, epochs), np.nan, np.float32) for name in names}
-        if program.validation:
-            history |= {f"val_{name}": np.full((n, epochs), np.nan, np.float32) for name in names}
-        train_scores = {name: np.full(n, np.nan) for name in names}
-        test_scores = {name: np.full(n, np.nan) for name in names}
-        diverged_epoch = np.full(n, -1, np.int64)
-        train_pred: list[Any] = [None] * n
-        test_pred: list[Any] = [None] * n
-        params: list[Any] = [None] * n
-        for indices, group in groups:
-            out = group["out"]
-            idx = np.asarray(indices)
-            for j, name in enumerate(names):
-                history[name][idx] = out["history"]["train"][:, :, j].T
-                if program.validation:
-                    history[f"val_{name}"][idx] = out["history"]["val"][:, :, j].T
-                train_scores[name][idx] = out["train_scores"][:, j]
-                test_scores[name][idx] = out["test_scores"][:, j]
-            finite = out["history"]["finite"].T  # [models, epochs]
-            first_bad = np.argmax(~finite, axis=1)
-            diverged_epoch[idx] = np.where(finite.all(axis=1), -1, first_bad + 1)
-            # a NaN output still "predicts" class 0, so accuracy would stay finite:
-            # a diverged model's scores and curves from its divergence on are NaN
-            for i in indices:
-                if diverged_epoch[i] > 0:
-                    for curve in history.values():
-                        curve[i, diverged_epoch[i] - 1 :] = np.nan
-                    for scores in (train_scores, test_scores):
-                        for values in scores.values():
-                            values[i] = np.nan
-            for k, i in enumerate(indices):
-                train_pred[i] = out["train_pred"][k]
-                test_pred[i] = out["test_pred"][k]
-                params[i] = [
-                    {name: leaf[k] for name, leaf in layer.items()} for layer in out["params"]
-                ]
-        if program.loss == "mse":
-            extra = [
-                (
-                    _original_unit_scores(runs[i].data, train_pred[i], runs[i].data.train_y),
-                    _original_unit_scores(runs[i].data, test_pred[i], runs[i].data.test_y),
-                )
-                for i in range(n)
-            ]
-            for key in extra[0][0]:
-                train_scores[key] = np.asarray([e[0][key] for e in extra])
-                test_scores[key] = np.asarray([e[1][key] for e in extra])
-        telemetry = _stitch_telemetry(n, epochs, groups) if program.telemetry else {}
+        """Stitch the outputs of each compiled group back into the order of `runs`
+        (the engine checked that all runs share loss, metrics, validation and telemetry)."""
+        config = runs[0].config
+        names = ["loss", *config.metrics]
+        history, train_scores, test_scores, diverged_epoch = _stitch_scores(
+            len(runs), epochs, names, config.validation, groups
+        )
+        train_pred, test_pred, params = _stitch_per_model(len(runs), groups)
+        if config.loss == "mse":
+            _add_original_units(runs, train_pred, test_pred, train_scores, test_scores)
+        telemetry = _stitch_telemetry(len(runs), epochs, groups) if config.telemetry else {}
         timing = Timing(
-            prepare_s=sum(g["prepare_s"] for _, g in groups),
-            compile_s=sum(g["compile_s"] for _, g in groups),
-            train_s=sum(g["train_s"] for _, g in groups),
-            programs=len(programs),
-            models=n,
+            prepare_s=sum(g.prepare_s for g in groups),
+            compile_s=sum(g.compile_s for g in groups),
+            train_s=sum(g.train_s for g in groups),
+            programs=len(groups),
+            models=len(runs),
         )
         return cls(
-            tuple(runs),
-            epochs,
-            history,
-            train_scores,
-            test_scores,
-            diverged_epoch,
-            tuple(train_pred),
-            tuple(test_pred),
-            tuple(params),
-            timing,
-            telemetry,
+            tuple(runs), epochs, history, train_scores, test_scores, diverged_epoch,
+            tuple(train_pred), tuple(test_pred), tuple(params), timing, telemetry,
+        )  # fmt: skip
+
+
+def _stitch_scores(
+    n: int, epochs: int, names: Sequence[str], validation: bool, groups: Sequence[GroupOutput]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """History, final scores and divergence epochs in run order. A diverged model's
+    scores and curves from its divergence on are NaN (a NaN output still "predicts"
+    class 0, so its accuracy would otherwise stay finite)."""
+    history = {name: np.full((n, epochs), np.nan, np.float32) for name in names}
+    if validation:
+        history |= {f"val_{name}": np.full((n, epochs), np.nan, np.float32) for name in names}
+    train_scores = {name: np.full(n, np.nan) for name in names}
+    test_scores = {name: np.full(n, np.nan) for name in names}
+    diverged_epoch = np.full(n, -1, np.int64)
+    for group in groups:
+        idx = np.asarray(group.indices)
+        for j, name in enumerate(names):
+            history[name][idx] = group.history_train[:, :, j].T
+            if validation:
+                history[f"val_{name}"][idx] = group.history_val[:, :, j].T
+            train_scores[name][idx] = group.train_scores[:, j]
+            test_scores[name][idx] = group.test_scores[:, j]
+        finite = group.finite.T  # [models, epochs]
+        first_bad = np.argmax(~finite, axis=1)
+        diverged_epoch[idx] = np.where(finite.all(axis=1), -1, first_bad + 1)
+    for i in np.flatnonzero(diverged_epoch > 0):
+        for curve in history.values():
+            curve[i, diverged_epoch[i] - 1 :] = np.nan
+        for scores in (train_scores, test_scores):
+            for values in scores.values():
+                values[i] = np.nan
+    return history, train_scores, test_scores, diverged_epoch
+
+
+def _stitch_per_model(n: int, groups: Sequence[GroupOutput]) -> tuple[list, list, list]:
+    train_pred: list[Any] = [None] * n
+    test_pred: list[Any] = [None] * n
+    params: list[Any] = [None] * n
+    for group in groups:
+        for k, i in enumerate(group.indices):
+            train_pred[i] = group.train_predictions[k]
+            test_pred[i] = group.test_predictions[k]
+            params[i] = [{name: leaf[k] for name, leaf in layer.items()} for layer in group.params]
+    return train_pred, test_pred, params
+
+
+def _add_original_units(
+    runs: Sequence[Run],
+    train_pred: Sequence[np.ndarray],
+    test_pred: Sequence[np.ndarray],
+    train_scores: dict[str, np.ndarray],
+    test_scores: dict[str, np.ndarray],
+) -> None:
+    extra = [
+        (
+            _original_unit_scores(run.data, train_pred[i], run.data.train_y),
+            _original_unit_scores(run.data, test_pred[i], run.data.test_y),
         )
+        for i, run in enumerate(runs)
+    ]
+    for key in extra[0][0]:
+        train_scores[key] = np.asarray([e[0][key] for e in extra])
+        test_scores[key] = np.asarray([e[1][key] for e in extra])
 
 
-_PER_LAYER = ("grad_norm", "grad_abs_max", "update_ratio", "weight_norm")
-_PER_HIDDEN = ("dead_fraction", "saturated_fraction")
-
-
-def _stitch_telemetry(
-    n: int, epochs: int, groups: Sequence[tuple[list[int], dict[str, Any]]]
-) -> dict[str, np.ndarray]:
+def _stitch_telemetry(n: int, epochs: int, groups: Sequence[GroupOutput]) -> dict[str, np.ndarray]:
     """Per-group telemetry [epochs, models, ...] into [models, epochs, ...] in run order."""
-    layers = max(g["out"]["history"]["telemetry"]["grad_norm"].shape[2] for _, g in groups)
-    stitched = {key: np.full((n, epochs, layers), np.nan, np.float32) for key in _PER_LAYER}
-    stitched |= {key: np.full((n, epochs, layers - 1), np.nan, np.float32) for key in _PER_HIDDEN}
+    layers = max(g.telemetry["grad_norm"].shape[2] for g in groups)
+    stitched = {key: np.full((n, epochs, layers), np.nan, np.float32) for key in PER_LAYER}
+    stitched |= {key: np.full((n, epochs, layers - 1), np.nan, np.float32) for key in PER_HIDDEN}
     stitched["clip_rate"] = np.full((n, epochs), np.nan, np.float32)
     stitched["first_nonfinite_step"] = np.full(n, -1, np.int64)
-    for indices, group in groups:
-        t = group["out"]["history"]["telemetry"]
-        idx = np.asarray(indices)
-        for key in (*_PER_LAYER, *_PER_HIDDEN):
+    for group in groups:
+        t = group.telemetry
+        idx = np.asarray(group.indices)
+        for key in (*PER_LAYER, *PER_HIDDEN):
             values = np.swapaxes(t[key], 0, 1)
             stitched[key][idx, :, : values.shape[2]] = values
         stitched["clip_rate"][idx] = t["clip_rate"].T
-        steps = group["steps_per_epoch"]
         first_bad = t["first_bad_step"].T  # [models, epochs]; -1 means none
         bad = first_bad >= 0
         first_epoch = np.argmax(bad, axis=1)
         step_in_epoch = first_bad[np.arange(len(idx)), first_epoch]
         stitched["first_nonfinite_step"][idx] = np.where(
-            bad.any(axis=1), first_epoch * steps + step_in_epoch + 1, -1
+            bad.any(axis=1), first_epoch * group.steps_per_epoch + step_in_epoch + 1, -1
         )
     return stitched

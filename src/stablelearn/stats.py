@@ -29,22 +29,6 @@ def summarize(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
     }
 
 
-def mann_whitney(a: Sequence[float], b: Sequence[float]) -> dict[str, float | None]:
-    """Two-sided Mann-Whitney U test on the finite values, with the common-language
-    effect size P(a < b) (0.5 = no difference)."""
-    x = np.asarray(a, np.float64)
-    y = np.asarray(b, np.float64)
-    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-    if x.size < 2 or y.size < 2:
-        return {"u": None, "p_value": None, "p_a_less": None}
-    result = scipy_stats.mannwhitneyu(x, y, alternative="two-sided")
-    return {
-        "u": float(result.statistic),
-        "p_value": float(result.pvalue),
-        "p_a_less": float(1.0 - result.statistic / (x.size * y.size)),
-    }
-
-
 def iqr(values: Sequence[float]) -> float:
     """Interquartile range of the finite values: the spread a box plot shows."""
     array = np.asarray(values, np.float64)

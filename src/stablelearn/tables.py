@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stablelearn.data import TASKS, Dataset
+from stablelearn.data import TASKS, Dataset, varying_columns
 from stablelearn.errors import ConfigError, DataError
 
 MIN_ROWS = 20
@@ -143,13 +143,12 @@ def load_table(path: str | Path, target: str, task: str | None = None) -> Table:
         classes = sorted(y_series.unique(), key=lambda v: (str(type(v)), v))
         labels = tuple(str(c) for c in classes)
         y = y_series.map({c: i for i, c in enumerate(classes)}).to_numpy(np.float64)
-    spread = np.ptp(x, axis=0)
-    keep = spread > 0
-    dropped = tuple(str(c) for c, k in zip(features.columns, keep, strict=True) if not k)
+    keep = varying_columns(x)
     if not keep.any():
         raise DataError(
             f"Every feature column of {name} is constant; there is nothing to learn from."
         )
-    names = tuple(str(c) for c, k in zip(features.columns, keep, strict=True) if k)
-    dataset = Dataset(x[:, keep], y, chosen, Path(path).stem, names, str(target))
-    return Table(dataset, labels, dropped)
+    everything = Dataset(
+        x, y, chosen, Path(path).stem, tuple(map(str, features.columns)), str(target)
+    )
+    return Table(everything.keep_columns(keep), labels, everything.column_names(~keep))

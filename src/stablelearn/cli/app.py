@@ -1,0 +1,85 @@
+"""The Typer application, the consoles, and what every command shares: one-line errors,
+progress displays, and option declarations used by several commands."""
+
+import contextlib
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from stablelearn.errors import StablelearnError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="""The `stablelearn` command line: parse flags, call the library, print.
+
+Errors caused by the user's input print one sentence and exit with status 2; they
+never show a traceback.
+""",
+)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn StablelearnError into one red line and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except StablelearnError as err:
+            errors.print(f"[red]Error:[/red] {escape(str(err))}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def spread(values: np.ndarray) -> str:
+    """'median (p10 to p90)' over the finite values, the honest one-line summary."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return "nan"
+    p10, median, p90 = np.percentile(finite, [10, 50, 90])
+    return f"{median:.4g} ({p10:.4g} to {p90:.4g})"
+
+
+def progress(quiet: bool) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console, transient=True, disable=quiet,
+    )  # fmt: skip
+
+
+def spinner(quiet: bool, text: str) -> Any:
+    return contextlib.nullcontext() if quiet else console.status(text, spinner="dots")
+
+
+def check_at_least_one(**values: int | None) -> None:
+    """--repeats 0 and the like: one sentence naming the option."""
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise StablelearnError(f"--{name} must be at least 1, got {value}.")
+
+
+# options shared by several commands
+Repeats = Annotated[int | None, typer.Option(help="Override the number of repeats.")]
+Epochs = Annotated[
+    int | None, typer.Option(help="Override the number of epochs (for quick looks).")
+]
+Out = Annotated[Path | None, typer.Option(help="Run folder (default runs/<timestamp>-<name>).")]
+LeakFree = Annotated[
+    bool,
+    typer.Option(
+        help="Fit scalers on the training rows even where the lesson fits them on all rows."
+    ),
+]
+Quiet = Annotated[bool, typer.Option(help="No progress bar.")]

@@ -1,0 +1,136 @@
+"""The user's configuration for the doctor: a data file, an optional experiment file,
+and flags, resolved into one experiment table. Flags change only what they name; what
+neither the file nor a flag sets is the lesson's default (stablelearn.defaults)."""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from stablelearn import defaults
+from stablelearn.errors import ConfigError
+from stablelearn.experiments import (
+    Experiment,
+    load_file,
+    load_mapping,
+    settings_only,
+    variant_tables,
+)
+from stablelearn.optim import with_clipping
+from stablelearn.tables import load_table
+from stablelearn.tasks import output_layer
+
+
+@dataclass(frozen=True)
+class DoctorFlags:
+    """The doctor's command-line settings; None means 'not given'."""
+
+    depth: int | None = None
+    units: int | None = None
+    activation: str | None = None
+    init: str | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    momentum: float | None = None
+    clipnorm: float | None = None
+    clipvalue: float | None = None
+    input_scaler: str | None = None
+    target_scaler: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    repeats: int | None = None
+    test_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("repeats", "epochs", "batch_size", "depth", "units"):
+            value, least = getattr(self, name), 0 if name == "depth" else 1
+            if value is not None and value < least:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be at least {least}, got {value}."
+                )
+
+
+def _base(config: Path | None) -> dict[str, Any]:
+    """The experiment file's table (its run-only fields left out), or the lesson's MLP/SGD."""
+    if config is None:
+        return {"model": defaults.model_table(), "optimizer": dict(defaults.OPTIMIZER)}
+    if not config.is_file():
+        raise ConfigError(f"No configuration file at {config}.")
+    return {
+        k: v for k, v in load_file(config).raw.items() if k not in ("n_train", "kind", "figures")
+    }
+
+
+def _hidden(hidden: list[dict[str, Any]], flags: DoctorFlags) -> list[dict[str, Any]]:
+    template = dict(hidden[0]) if hidden else dict(defaults.HIDDEN_LAYER)
+    changes = {
+        "units": flags.units,
+        "activation": flags.activation,
+        "kernel_initializer": flags.init,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if changes:
+        template |= changes
+        hidden = [{**layer, **changes} for layer in hidden]
+    if flags.depth is not None:
+        hidden = [dict(template) for _ in range(flags.depth)]
+    return hidden
+
+
+def _optimizer(optimizer: dict[str, Any], flags: DoctorFlags) -> dict[str, Any]:
+    if flags.optimizer is not None and flags.optimizer.lower() != optimizer["name"]:
+        optimizer = {"name": flags.optimizer.lower()}
+    for key in ("learning_rate", "momentum"):
+        if getattr(flags, key) is not None:
+            optimizer[key] = getattr(flags, key)
+    for mode in ("clipnorm", "clipvalue"):
+        if getattr(flags, mode) is not None:
+            optimizer = with_clipping(optimizer, mode, getattr(flags, mode))
+    return optimizer
+
+
+def doctor_table(
+    data_path: Path, target: str, task: str | None, config: Path | None, flags: DoctorFlags
+) -> dict[str, Any]:
+    """The user's configuration as an experiment table: an experiment file and/or flags
+    over the lesson's MLP and SGD, with the output layer the task needs."""
+    dataset = load_table(data_path, target, task).dataset
+    where = {"dataset": str(data_path.resolve()), "target": target, "task": dataset.task}
+    base = _base(config)
+    model = dict(base.get("model", {}))
+    if "output" not in model:
+        output = output_layer(dataset.task, dataset.n_classes)
+        model["output"] = {"units": output.units, "activation": output.activation}
+    resolved = load_mapping(
+        {
+            "id": "doctor",
+            **{k: v for k, v in base.items() if k != "variants"},
+            **where,
+            "model": model,
+        },
+        config.name if config else "doctor",
+    )
+    tables = variant_tables(resolved.variants[0])
+    tables["model"]["hidden"] = _hidden(tables["model"]["hidden"], flags)
+    tables["optimizer"] = _optimizer(tables["optimizer"], flags)
+    for key in ("input_scaler", "target_scaler"):
+        if getattr(flags, key) is not None:
+            tables["data"][key] = getattr(flags, key)
+    raw = settings_only(base) | {
+        "id": base.get("id", f"doctor-{data_path.stem}"),
+        "title": base.get("title", f"Your configuration on {data_path.name}"),
+        **where,
+        **tables,
+        "figures": ["learning_curves", "gradients"],
+    }
+    given = {k: v for k, v in asdict(flags).items() if v is not None}
+    raw |= {k: given[k] for k in ("epochs", "batch_size", "repeats", "test_fraction") if k in given}
+    raw.setdefault("repeats", defaults.REPEATS)
+    return raw
+
+
+def doctor_experiment(
+    data_path: Path, target: str, task: str | None, config: Path | None, flags: DoctorFlags
+) -> Experiment:
+    """The validated experiment the doctor diagnoses."""
+    raw = doctor_table(data_path, target, task, config, flags)
+    return load_mapping(raw, config.name if config else "doctor")

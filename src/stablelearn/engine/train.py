@@ -1,0 +1,203 @@
+"""Train runs: group them by compiled program, prepare each group's inputs, compile,
+execute, and hand the outputs to `TrainResult` as typed `GroupOutput`s.
+
+Preparation (weights, batches, compilation) is separate from execution so that a
+caller can prepare the next study on one core while the current one trains on the
+other (XLA compiles outside the GIL); see stablelearn.scheduler.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from stablelearn.data import PreparedData
+from stablelearn.engine.batches import batch_schedule
+from stablelearn.engine.compilation import compiled
+from stablelearn.engine.program import Program, group_key, jitted_train
+from stablelearn.engine.weights import initial_params
+from stablelearn.errors import ConfigError
+from stablelearn.model import MLP, Params
+from stablelearn.optim import Optimizer, stack_hyperparameters
+from stablelearn.results import GroupOutput, TrainResult
+from stablelearn.runs import Run, TrainConfig
+
+
+@dataclass(frozen=True, eq=False)
+class GroupInputs:
+    """The arguments of one ensemble's training program, with a leading model axis
+    where they differ per model. Shapes: M models, V data variants, E epochs, S steps,
+    B batch rows, N/Nt train/test rows, F features."""
+
+    params: Params
+    hyperparameters: dict[str, np.ndarray]
+    variant: np.ndarray  # [M] which data variant each model trains on
+    train_x: np.ndarray  # [V, N, F]
+    train_y: np.ndarray  # [V, N]
+    test_x_t: np.ndarray  # [V, F, Nt]
+    test_y: np.ndarray  # [V, Nt]
+    batch_rows: np.ndarray  # [E, S, M, B] row indices
+    batch_weights: np.ndarray  # [S, B], 0 marks padding
+
+    def as_args(self) -> tuple:
+        return (
+            self.params, self.hyperparameters, self.variant, self.train_x, self.train_y,
+            self.test_x_t, self.test_y, self.batch_rows, self.batch_weights,
+        )  # fmt: skip
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.batch_weights.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledGroup:
+    """One ensemble ready to run: its runs, program, inputs and compiled executable."""
+
+    indices: tuple[int, ...]
+    program: Program
+    inputs: GroupInputs
+    executable: Callable
+    prepare_s: float
+    compile_s: float
+
+
+@dataclass(frozen=True, eq=False)
+class Compiled:
+    """Everything `train` needs before executing: see `prepare_training`."""
+
+    runs: tuple[Run, ...]
+    groups: tuple[CompiledGroup, ...]
+    epochs: int
+
+
+def group_inputs(runs: Sequence[Run], params: Params | None) -> tuple[GroupInputs, float]:
+    """The inputs for one ensemble, and the seconds spent preparing them."""
+    first = runs[0]
+    config = first.config
+    structure = Program.for_runs(runs).optimizer
+    variants: list[PreparedData] = []
+    variant_of: dict[int, int] = {}
+    for run in runs:
+        if id(run.data) not in variant_of:
+            variant_of[id(run.data)] = len(variants)
+            variants.append(run.data)
+    start = time.perf_counter()
+    if params is None:
+        params = initial_params(runs)
+    rows, weights = batch_schedule(
+        [int(r.seed) for r in runs], len(first.data.train_y), config.epochs, config.batch_size,
+        config.shuffle,
+    )  # fmt: skip
+    inputs = GroupInputs(
+        params=params,
+        hyperparameters=stack_hyperparameters(
+            [r.optimizer for r in runs], structure, len(first.model.layers)
+        ),
+        variant=np.asarray([variant_of[id(r.data)] for r in runs], np.int32),
+        train_x=np.stack([v.train_x for v in variants]),
+        train_y=np.stack([v.train_y for v in variants]),
+        test_x_t=np.stack([v.test_x.T for v in variants]),
+        test_y=np.stack([v.test_y for v in variants]),
+        batch_rows=rows,
+        batch_weights=weights,
+    )
+    return inputs, time.perf_counter() - start
+
+
+def _groups(runs: Sequence[Run]) -> list[list[int]]:
+    """Indices of runs that share shapes and code paths, each group one compiled program."""
+    groups: dict[tuple, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(group_key(run), []).append(i)
+    return list(groups.values())
+
+
+def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) -> Compiled:
+    """Group the runs, draw their weights and batches, and compile their programs.
+
+    `initial_params` (stacked over all runs, only when they form one ensemble) replaces
+    the seeded initialization.
+    """
+    runs = tuple(runs)
+    if not runs:
+        raise ConfigError("Nothing to train: give at least one run.")
+    epochs = {r.config.epochs for r in runs}
+    if len(epochs) > 1:
+        raise ConfigError(f"Runs trained together must share epochs, got {sorted(epochs)}.")
+    if len({r.config.result_layout for r in runs}) > 1:
+        raise ConfigError(
+            "Runs trained together must share their loss, metrics, validation and telemetry settings."
+        )
+    indices = _groups(runs)
+    if initial_params is not None and len(indices) > 1:
+        raise ConfigError(
+            "initial_params needs runs that form one ensemble (same shapes and code paths)."
+        )
+    groups = []
+    for idx in indices:
+        members = [runs[i] for i in idx]
+        program = Program.for_runs(members)
+        inputs, prepare_s = group_inputs(members, initial_params)
+        executable, compile_s = compiled(jitted_train, program, inputs.as_args(), large=True)
+        groups.append(CompiledGroup(tuple(idx), program, inputs, executable, prepare_s, compile_s))
+    return Compiled(runs, tuple(groups), epochs.pop())
+
+
+def execute(group: CompiledGroup) -> GroupOutput:
+    """Run one compiled group and return its output as NumPy arrays."""
+    start = time.perf_counter()
+    out = jax.tree.map(np.asarray, jax.block_until_ready(group.executable(*group.inputs.as_args())))
+    history = out["history"]
+    return GroupOutput(
+        indices=group.indices,
+        history_train=history["train"],
+        history_val=history.get("val"),
+        finite=history["finite"],
+        train_scores=out["train_scores"],
+        test_scores=out["test_scores"],
+        train_predictions=out["train_pred"],
+        test_predictions=out["test_pred"],
+        params=tuple(out["params"]),
+        telemetry=history.get("telemetry", {}),
+        steps_per_epoch=group.inputs.steps_per_epoch,
+        prepare_s=group.prepare_s,
+        compile_s=group.compile_s,
+        train_s=time.perf_counter() - start,
+    )
+
+
+def train(
+    runs: Sequence[Run], initial_params: Params | None = None, prepared: Compiled | None = None
+) -> TrainResult:
+    """Train every run; runs with equal shapes and code paths share one compiled program.
+
+    Results come back in the order of `runs`. `prepared` (from `prepare_training` on the
+    same runs) skips the preparation and compilation already done.
+    """
+    if prepared is None or prepared.runs != tuple(runs):
+        prepared = prepare_training(runs, initial_params)
+    outputs = [execute(group) for group in prepared.groups]
+    return TrainResult.from_groups(prepared.runs, outputs, prepared.epochs)
+
+
+def fit(
+    model: MLP,
+    optimizer: Optimizer,
+    data: PreparedData,
+    seeds: Sequence[int] | int = 1,
+    **config: Any,
+) -> TrainResult:
+    """Train `model` once per seed on `data`; `seeds=n` means seeds 0..n-1.
+
+    Keyword arguments go to TrainConfig (epochs, batch_size, loss, metrics...); loss and
+    metrics default to the lesson's choice for the data's task.
+    """
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    run_config = TrainConfig.for_task(data.task, **config)
+    return train(
+        [Run(model, optimizer, data, s, run_config, {"repeat": i}) for i, s in enumerate(seed_list)]
+    )

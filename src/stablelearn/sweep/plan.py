@@ -1,0 +1,110 @@
+"""A sweep's cells x repeats as engine runs, grouped as the engine compiles them.
+
+Each group is the unit that is saved, skipped on resume, and sent to a Ray worker;
+its id hashes everything that decides its numbers.
+"""
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from stablelearn.data import PreparedData
+from stablelearn.engine import group_key
+from stablelearn.experiments.overrides import variant_tables
+from stablelearn.experiments.runner import model_cost
+from stablelearn.experiments.spec import Experiment
+from stablelearn.runs import Run
+from stablelearn.sweep.spec import Sweep, first_variant_data
+
+FORMAT_VERSION = 1  # bump when a saved group's content or meaning changes
+
+
+@dataclass(frozen=True, eq=False)
+class Group:
+    """Runs that train as one compiled ensemble; `id` hashes everything that decides
+    their numbers, so a saved group is reused only for exactly the same work."""
+
+    id: str
+    runs: tuple[Run, ...]
+    cells: tuple[int, ...]  # per run, its cell index
+    repeats: tuple[int, ...]  # per run, its repeat index
+
+    @property
+    def cost(self) -> float:
+        """Relative training cost, as the runner orders experiments."""
+        run = self.runs[0]
+        return len(self.runs) * model_cost(len(run.data.train_y), run.config, run.model)
+
+
+def _data_key(experiment: Experiment) -> tuple:
+    variant = experiment.variants[0]
+    return (
+        id(experiment.data),
+        str(variant.input_scaler),
+        str(variant.target_scaler),
+        experiment.n_train,
+        experiment.test_fraction,
+        experiment.split_seed,
+        experiment.fit_scalers_on,
+    )
+
+
+def _digest_data(data: PreparedData, cache: dict[int, str]) -> str:
+    if id(data) not in cache:
+        digest = hashlib.sha256()
+        for array in (data.train_x, data.train_y, data.test_x, data.test_y):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        cache[id(data)] = digest.hexdigest()
+    return cache[id(data)]
+
+
+def plan_groups(sweep: Sweep) -> list[Group]:
+    """Every cell x repeat as an engine Run, grouped as the engine would compile them,
+    costliest group first. Cells with the same scaled data share one PreparedData."""
+    prepared: dict[tuple, PreparedData] = {}
+    runs: list[tuple[Run, int, int]] = []
+    for cell in sweep.cells:
+        experiment = cell.experiment
+        key = _data_key(experiment)
+        if key not in prepared:
+            prepared[key] = first_variant_data(experiment)
+        for repeat in range(experiment.repeats):
+            run = Run(
+                cell.variant.model,
+                cell.variant.optimizer,
+                prepared[key],
+                experiment.seed + repeat,
+                experiment.config,
+                {"cell": cell.label, "repeat": repeat},
+            )
+            runs.append((run, cell.index, repeat))
+    by_key: dict[tuple, list[tuple[Run, int, int]]] = {}
+    for entry in runs:
+        by_key.setdefault(group_key(entry[0]), []).append(entry)
+    digests: dict[int, str] = {}
+    tables = [variant_tables(cell.variant) for cell in sweep.cells]
+    groups = []
+    for members in by_key.values():
+        identity = [
+            {
+                "cell": sweep.cells[c].label,
+                "tables": tables[c],
+                "config": dataclasses.asdict(run.config),
+                "seed": int(run.seed),
+                "data": _digest_data(run.data, digests),
+            }
+            for run, c, _ in members
+        ]
+        text = json.dumps([FORMAT_VERSION, identity], sort_keys=True, default=str)
+        groups.append(
+            Group(
+                id=hashlib.sha256(text.encode()).hexdigest()[:16],
+                runs=tuple(m[0] for m in members),
+                cells=tuple(m[1] for m in members),
+                repeats=tuple(m[2] for m in members),
+            )
+        )
+    return sorted(groups, key=lambda g: -g.cost)

@@ -1,0 +1,210 @@
+"""`stablelearn doctor` on the command line: a full run on the shipped CSV, and every bad
+input ending in one line, exit status 2 and no output folder.
+
+The full run uses 3 repeats of 20 epochs. With 3 seeds per configuration no repair can
+be significant after Holm's correction over six repairs (the smallest two-sided
+Mann-Whitney p for 3 vs 3 is 0.064 here, times 6), so the doctor says that no repair
+measurably beat the user's configuration and recommended.toml holds that configuration.
+"""
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from stablelearn.cli import app
+from stablelearn.experiments import load_file
+
+pytestmark = pytest.mark.slow  # trains whole case studies; see the quick suite in README
+
+CSV = Path(__file__).resolve().parents[2] / "examples" / "lesson_regression.csv"
+WIDE = {"COLUMNS": "200"}
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, ["doctor", *map(str, args)], env=WIDE)
+
+
+def no_constants(token):
+    raise AssertionError(f"non-strict JSON token {token}")
+
+
+@pytest.fixture(scope="module")
+def doctor_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "diag"
+    result = invoke(
+        CSV, "--target", "target", "--repeats", "3", "--epochs", "20", "--out", out, "--quiet"
+    )
+    return result, out
+
+
+def test_doctor_exits_0_and_prints_the_findings_and_the_verdict(doctor_run):
+    result, out = doctor_run
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("[warning] Regression target with a large spread: ")
+    assert "standard deviation of 153" in lines[0]
+    assert lines[1].startswith(
+        "[critical] Exploding gradients: 3 of 3 models blew up (from epoch 1;"
+    )
+    assert lines[2] == (
+        "No repair measurably beat your configuration (Holm-adjusted p < 0.05 and a better median)."
+    )
+    table = result.output
+    assert "test RMSE (target units)" in table
+    for name in ("your configuration", "scale target (standard)", "clipnorm 1.0", "adam"):
+        assert name in table, name
+    assert "3/3" in table  # your configuration: 3 of 3 diverged
+    assert f"Wrote {out} (diagnosis.json, report.html, recommended.toml)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_doctor_writes_strict_json_and_a_report(doctor_run):
+    result, out = doctor_run
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "diagnosis.json").read_text(), parse_constant=no_constants)
+    assert [f["id"] for f in doc["findings"]] == ["target_spread", "exploding_gradients"]
+    assert doc["repeats"] == 3 and doc["epochs"] == 20
+    assert doc["data"]["dataset"] == str(CSV)
+    assert doc["data"]["task"] == "regression"
+    assert doc["recommended"] is None
+    yours = doc["candidates"][0]
+    assert yours["name"] == "your configuration"
+    assert (yours["n"], yours["diverged"], yours["median"]) == (3, 3, None)
+    repairs = doc["candidates"][1:]
+    assert len(repairs) == 6
+    for repair in repairs:
+        assert repair["diverged"] == 0 and np.isfinite(repair["median"]), repair["name"]
+        assert repair["p_holm"] >= 0.05 and repair["beats_baseline"] is False
+        assert repair["tables"]["model"]["hidden"][0]["units"] == 25
+    page = (out / "report.html").read_text()
+    assert "<html" in page.lower()
+    assert "Exploding gradients" in page and "data:image/png;base64," in page
+    assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
+
+
+def test_doctor_writes_the_users_configuration_as_the_recommended_toml(doctor_run):
+    _, out = doctor_run
+    raw = tomllib.loads((out / "recommended.toml").read_text())
+    assert raw["title"].endswith(": your configuration")
+    assert raw["optimizer"] == {
+        "name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False,
+    }  # fmt: skip
+    assert raw["data"] == {"input_scaler": "none", "target_scaler": "none"}
+    assert raw["model"]["hidden"][0]["activation"] == "relu"
+    experiment = load_file(out / "recommended.toml")
+    assert experiment.data.x.shape == (1000, 20)
+    assert experiment.repeats == 3 and experiment.config.epochs == 20
+
+
+# --- bad inputs -------------------------------------------------------------------------------
+
+
+def lesson_frame() -> pd.DataFrame:
+    return pd.read_csv(CSV)
+
+
+def write(folder: Path, name: str, frame: pd.DataFrame) -> Path:
+    path = folder / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def missing_file(folder):
+    return [folder / "nope.csv", "--target", "target"], ["No such file", "nope.csv"]
+
+
+def garbage_file(folder):
+    path = folder / "garbage.csv"
+    path.write_bytes(bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8)))
+    return [path, "--target", "target"], ["Could not read garbage.csv as a table"]
+
+
+def empty_file(folder):
+    (folder / "empty.csv").write_text("")
+    return [folder / "empty.csv", "--target", "target"], ["Could not read empty.csv as a table"]
+
+
+def missing_target(folder):
+    path = write(folder, "small.csv", lesson_frame()[["x0", "x1", "target"]])
+    return [path, "--target", "price"], ["small.csv has no column 'price'", "x0, x1, target"]
+
+
+def text_feature(folder):
+    frame = lesson_frame()
+    frame["city"] = ["Oslo", "Rome"] * 500
+    path = write(folder, "text.csv", frame)
+    return [path, "--target", "target"], ["Feature column(s) city are not numeric", "get_dummies"]
+
+
+def nan_target(folder):
+    frame = lesson_frame()
+    frame.loc[[3, 400], "target"] = np.nan
+    path = write(folder, "holes.csv", frame)
+    return [path, "--target", "target"], ["The target 'target' is missing in 2 row(s)"]
+
+
+def nan_feature(folder):
+    frame = lesson_frame()
+    frame.loc[10, "x7"] = np.nan
+    path = write(folder, "gap.csv", frame)
+    return [path, "--target", "target"], ["Feature column(s) x7 contain missing or infinite"]
+
+
+def too_few_rows(folder):
+    path = write(folder, "few.csv", lesson_frame().head(10))
+    return [path, "--target", "target"], ["few.csv has 10 rows; at least 20 are needed"]
+
+
+def wrong_task(folder):
+    return [CSV, "--target", "target", "--task", "binary"], [
+        "A binary task needs a target with 2 values; 'target' has 1000."
+    ]
+
+
+def unknown_task(folder):
+    return [CSV, "--target", "target", "--task", "ranking"], ["Unknown task 'ranking'"]
+
+
+def zero_repeats(folder):
+    return [CSV, "--target", "target", "--repeats", "0"], ["--repeats must be at least 1, got 0."]
+
+
+def zero_epochs(folder):
+    return [CSV, "--target", "target", "--epochs", "0"], ["--epochs must be at least 1, got 0."]
+
+
+def missing_config(folder):
+    return [CSV, "--target", "target", "--config", folder / "mine.toml"], [
+        "No configuration file at",
+        "mine.toml",
+    ]
+
+
+BAD_INPUTS = [
+    missing_file, garbage_file, empty_file, missing_target, text_feature, nan_target,
+    nan_feature, too_few_rows, wrong_task, unknown_task, zero_repeats, zero_epochs, missing_config,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda case: case.__name__)
+def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, case):
+    args, parts = case(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = tmp_path / "diag"
+    # small settings in case the input were (wrongly) accepted and trained
+    quick = [] if {"--repeats", "--epochs"} & set(args) else ["--repeats", "2", "--epochs", "2"]
+    result = invoke(*args, *quick, "--out", out, "--quiet")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for part in parts:
+        assert part in lines[0], (part, lines[0])
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no .diag.partial-* left

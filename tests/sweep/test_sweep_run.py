@@ -1,0 +1,155 @@
+"""Running sweeps: results equal the engine's, groups are saved atomically, an
+interrupted sweep resumes, and the Ray backend gives the local backend's numbers."""
+
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TWO_GROUPS, small_sweep
+
+from stablelearn.engine import train
+from stablelearn.errors import ConfigError
+from stablelearn.sweep.plan import plan_groups
+from stablelearn.sweep.run import run_sweep
+from stablelearn.sweep.spec import load_sweep_mapping
+from stablelearn.sweep.store import GROUPS_FOLDER, load_record, save_record, train_group
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    return load_sweep_mapping(small_sweep(axes=TWO_GROUPS), "s.toml")
+
+
+@pytest.fixture(scope="module")
+def complete(sweep, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("complete")
+    return run_sweep(sweep, folder), folder
+
+
+def assert_same_results(a, b) -> None:
+    np.testing.assert_array_equal(a.cells, b.cells)
+    np.testing.assert_array_equal(a.seeds, b.seeds)
+    np.testing.assert_array_equal(a.diverged_epoch, b.diverged_epoch)
+    for table in ("train_scores", "test_scores", "history"):
+        left, right = getattr(a, table), getattr(b, table)
+        assert left.keys() == right.keys()
+        for name in left:
+            np.testing.assert_array_equal(left[name], right[name], err_msg=f"{table}[{name}]")
+
+
+def test_results_come_back_by_cell_and_repeat_and_match_the_engine(sweep, complete):
+    result, _ = complete
+    assert result.cells.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert result.repeats.tolist() == [0, 1, 2] * 4
+    assert result.seeds.tolist() == [0, 1, 2] * 4
+    assert result.groups == 2 and result.groups_resumed == 0
+    assert result.history["loss"].shape == (12, 3)
+    # the same runs trained directly by the engine give the same numbers
+    for group in plan_groups(sweep):
+        direct = train(group.runs)
+        for run, repeat, cell in zip(direct.runs, group.repeats, group.cells, strict=True):
+            i = np.flatnonzero((result.cells == cell) & (result.repeats == repeat))[0]
+            j = direct.runs.index(run)
+            assert result.test_scores["rmse_original"][i] == direct.test_scores["rmse_original"][j]
+            np.testing.assert_array_equal(result.history["loss"][i], direct.history["loss"][j])
+    rmse = result.scores("test_rmse_original")
+    assert rmse is result.test_scores["rmse_original"] and np.isfinite(rmse).all()
+
+
+def test_saved_groups_round_trip(sweep, tmp_path):
+    group = plan_groups(sweep)[0]
+    record = train_group(group)
+    path = save_record(record, tmp_path)
+    assert path.name == f"{group.id}.npz"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+    loaded = load_record(path)
+    assert loaded.group_id == record.group_id and loaded.findings == record.findings
+    for name in ("cells", "repeats", "seeds", "diverged_epoch"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(record, name))
+    for table in ("train_scores", "test_scores", "history"):
+        for key, values in getattr(record, table).items():
+            np.testing.assert_array_equal(getattr(loaded, table)[key], values)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip file")
+    assert load_record(tmp_path / "bad.npz") is None
+
+
+class Interrupt(BaseException):
+    """Stands in for Ctrl-C (KeyboardInterrupt) without upsetting pytest."""
+
+
+def test_an_interrupted_sweep_keeps_finished_groups_and_resumes(sweep, complete, tmp_path):
+    def stop_after_first(record, done, total):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_sweep(sweep, tmp_path, on_group=stop_after_first)
+    store = tmp_path / GROUPS_FOLDER
+    saved = sorted(p.name for p in store.iterdir())
+    assert len(saved) == 1 and saved[0].endswith(".npz")  # one whole group, nothing partial
+    # a kill during a write leaves at most a temporary file, which is never read
+    (store / f".{saved[0]}.1234.tmp").write_bytes(b"half a file")
+    seen = []
+    resumed = run_sweep(sweep, tmp_path, on_group=lambda r, done, total: seen.append(done))
+    assert resumed.groups_resumed == 1 and seen == [2]
+    assert_same_results(resumed, complete[0])
+    again = run_sweep(sweep, tmp_path)
+    assert again.groups_resumed == 2
+    assert_same_results(again, complete[0])
+
+
+def test_a_corrupt_or_stale_group_file_is_retrained(sweep, complete, tmp_path):
+    groups = plan_groups(sweep)
+    store = tmp_path / GROUPS_FOLDER
+    store.mkdir()
+    (store / f"{groups[0].id}.npz").write_bytes(b"truncated")
+    (store / "0123456789abcdef.npz").write_bytes(b"from another sweep")
+    result = run_sweep(sweep, tmp_path)
+    assert result.groups_resumed == 0
+    assert_same_results(result, complete[0])
+    assert run_sweep(sweep, tmp_path, fresh=True).groups_resumed == 0
+
+
+def test_a_changed_sweep_retrains_only_changed_groups(sweep, complete):
+    _, folder = complete
+    changed = small_sweep(axes={"model.depth": [1, 3], "optimizer.learning_rate": [0.01, 0.001]})
+    result = run_sweep(load_sweep_mapping(changed, "s.toml"), folder)
+    assert (result.groups, result.groups_resumed) == (2, 1)  # depth 1 reused
+
+
+def test_worker_threads_give_the_same_numbers(sweep, complete, tmp_path):
+    result = run_sweep(sweep, tmp_path, workers=1)  # the others ran on one thread per core
+    assert_same_results(result, complete[0])
+    assert len(list((tmp_path / GROUPS_FOLDER).glob("*.npz"))) == 2
+
+
+def test_saved_groups_are_reused_when_new_values_renumber_the_cells(sweep, complete, tmp_path):
+    result, folder = complete
+    (tmp_path / GROUPS_FOLDER).mkdir()
+    for group in plan_groups(sweep):  # only this sweep's groups: other tests add theirs
+        name = f"{GROUPS_FOLDER}/{group.id}.npz"
+        shutil.copy(folder / name, tmp_path / name)
+    grown = small_sweep(axes={"model.depth": [3, 1, 2], "optimizer.learning_rate": [0.01, 0.001]})
+    again = run_sweep(load_sweep_mapping(grown, "s.toml"), tmp_path)
+    assert (again.groups, again.groups_resumed) == (3, 2)  # depths 1 and 2 were saved
+    moved = again.cells >= 2  # the old cells 0-3 are now cells 2-5
+    np.testing.assert_array_equal(again.cells[moved] - 2, result.cells)
+    for name, values in result.test_scores.items():
+        np.testing.assert_array_equal(again.test_scores[name][moved], values)
+
+
+def test_bad_backend_options(sweep, tmp_path):
+    with pytest.raises(ConfigError, match=r"backend must be one of local, ray"):
+        run_sweep(sweep, tmp_path, backend="spark")
+    with pytest.raises(ConfigError, match=r"--address applies to --backend ray only"):
+        run_sweep(sweep, tmp_path, address="auto")
+    with pytest.raises(ConfigError, match=r"workers must be a positive integer, got 0"):
+        run_sweep(sweep, tmp_path, workers=0)
+
+
+@pytest.mark.slow
+def test_ray_backend_equals_local_backend(sweep, complete, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    result = run_sweep(sweep, tmp_path, backend="ray", num_cpus=2)
+    assert result.backend == "ray" and result.groups == 2
+    assert_same_results(result, complete[0])
+    assert len(list((tmp_path / GROUPS_FOLDER).glob("*.npz"))) == 2
