@@ -52,7 +52,7 @@ def flops_per_model(steps: int, batch: int = 32) -> float:
 def measure(n_models: int, telemetry: bool = True) -> dict[str, float]:
     """Train n_models from a cold start (compile seconds, initializer compilation is in
     `cold prepare`), then again warm (prepare, train and wall seconds)."""
-    engine._COMPILED.clear()
+    engine.release_compiled()
     jax.clear_caches()
     runs = study_runs(n_models, telemetry)
     cold = sl.train(runs).timing

@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from stablelearn.experiments import catalog
-from stablelearn.reproduce import run_and_write
+from stablelearn.lesson.catalog import catalog
+from stablelearn.lesson.reproduce import run_and_write
 
 
 def main() -> None:

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stablelearn.sweep import plan_groups, resolve_sweep
-from stablelearn.sweep_report import sweep_summary, write_sweep_outputs
-from stablelearn.sweep_run import run_sweep
+from stablelearn.sweep.plan import plan_groups
+from stablelearn.sweep.report import write_sweep_outputs
+from stablelearn.sweep.run import run_sweep
+from stablelearn.sweep.spec import resolve_sweep
+from stablelearn.sweep.statistics import sweep_summary
 
 
 def timed(sweep, backend: str, workers: int = 1, out: Path | None = None) -> tuple[object, float]:

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from stablelearn.cli import app
@@ -13,6 +14,7 @@ def invoke(*args: str):
     return runner.invoke(app, list(args))
 
 
+@pytest.mark.slow
 def test_train_prints_the_lesson_format_and_writes_json(tmp_path):
     out = tmp_path / "result.json"
     result = invoke(

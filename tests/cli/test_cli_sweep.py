@@ -4,6 +4,7 @@ bad input into one line."""
 import json
 import sys
 
+import pytest
 import tomli_w
 from conftest import TWO_GROUPS, small_sweep
 from test_cli_experiments import WIDE, assert_one_line_error, invoke
@@ -15,6 +16,7 @@ def write_sweep(tmp_path, **changes):
     return path
 
 
+@pytest.mark.slow
 def test_sweep_trains_writes_and_resumes(tmp_path):
     path = write_sweep(tmp_path, axes=TWO_GROUPS)
     out = tmp_path / "out"

@@ -56,6 +56,7 @@ def _mse(model, params, x, y):
     return jnp.mean((out[0] - y) ** 2)
 
 
+@pytest.mark.slow
 def test_full_batch_steps_follow_the_keras_sgd_momentum_formula(lesson_mlp, scaled_target):
     """Two epochs of one full batch each: compare with v <- m v - lr g; w <- w + v."""
     lr, momentum = 0.01, 0.9
@@ -159,6 +160,7 @@ def lesson_outcomes(lesson_mlp, lesson_sgd, scaled_target, unscaled):
     return sl.train(runs)
 
 
+@pytest.mark.slow
 def test_unscaled_target_diverges_and_is_reported_not_raised(lesson_outcomes):
     raw = lesson_outcomes.select(np.array(lesson_outcomes.tag("target")) == "raw")
     assert raw.diverged.all()
@@ -209,6 +211,7 @@ def test_clip_modes_mix_in_one_ensemble_and_match_training_apart(lesson_mlp, uns
     np.testing.assert_allclose(together.history["loss"][:2], apart.history["loss"][:2], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_runs_with_different_shapes_are_grouped_and_returned_in_order(lesson_mlp, scaled_target):
     small = sl.MLP(20, (sl.Dense(10, "tanh"),), sl.Dense(1))
     sgd = sl.SGD(0.01, 0.9)
@@ -236,6 +239,7 @@ def test_binary_task_reports_accuracy_like_keras():
     np.testing.assert_allclose(accuracy, expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_bce_logits_and_clipped_forms_agree_on_healthy_models():
     circles = sl.prepare(sl.lesson_circles(), input_scaler="minmax(-1,1)", n_train=500)
     model = sl.MLP(2, (sl.Dense(5, "relu", "he_uniform"),), sl.Dense(1, "sigmoid"))
@@ -298,6 +302,7 @@ def test_a_binary_model_needs_a_sigmoid_output(scaled_target):
         sl.Run(linear, sl.SGD(), circles, config=sl.TrainConfig.for_task("binary"))
 
 
+@pytest.mark.slow
 def test_init_ensemble_draws_what_init_params_draws_for_each_seed():
     """Compiled per layer shape rather than per architecture, the weights stay those of
     init_params(model, key(seed)); normal draws scaled by a stddev may differ in the last
@@ -321,6 +326,7 @@ def test_init_ensemble_draws_what_init_params_draws_for_each_seed():
                         np.testing.assert_allclose(got[name][i], want[name], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_models_that_differ_only_in_initializers_share_one_program(scaled_target, lesson_sgd):
     he = sl.MLP(20, (sl.Dense(25, "relu", "he_uniform"),), sl.Dense(1))
     glorot = sl.MLP(20, (sl.Dense(25, "relu", "glorot_normal"),), sl.Dense(1))

@@ -26,6 +26,7 @@ def blobs_result() -> sl.TrainResult:
     return sl.train(runs)
 
 
+@pytest.mark.slow
 def test_a_softmax_model_learns_three_separable_classes(blobs_result):
     assert set(blobs_result.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert (blobs_result.test_scores["accuracy"] > 0.9).all()
@@ -38,6 +39,7 @@ def test_a_softmax_model_learns_three_separable_classes(blobs_result):
     )
 
 
+@pytest.mark.slow
 def test_select_keeps_every_array_aligned(blobs_result):
     picked = blobs_result.select(np.array(blobs_result.tag("arm")) == "b")
     assert picked.n_models == 2

@@ -111,6 +111,7 @@ def test_telemetry_has_the_documented_keys_and_shapes(full_batch):
     assert full_batch.layer_names() == ["hidden_1", "output"]
 
 
+@pytest.mark.slow
 def test_full_batch_telemetry_equals_hand_computation(full_batch, relu_net, data):
     init = one(sl.init_ensemble(relu_net, [SEED]))
     hand = hand_full_batch(relu_net, init, data, EPOCHS)
@@ -140,6 +141,7 @@ def test_full_batch_telemetry_equals_hand_computation(full_batch, relu_net, data
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_grad_norm_is_the_rms_over_steps_with_a_padded_last_batch(relu_net, data):
     """batch_size 3 on 8 rows: batches of 3, 3 and 2 (one padding row of weight 0)."""
     config = sl.TrainConfig(epochs=2, batch_size=3)
@@ -283,6 +285,7 @@ def test_models_of_different_depths_are_padded_with_nan(relu_net, data, full_bat
     assert t["first_nonfinite_step"].tolist() == [-1, -1]
 
 
+@pytest.mark.slow
 def test_the_lessons_unscaled_regression_reports_its_first_nonfinite_step(
     lesson_mlp, lesson_sgd, unscaled
 ):

@@ -133,6 +133,7 @@ def test_the_summary_names_the_findings_and_the_recommendation(unscaled_diagnosi
     assert f"{REPEATS} seeds each, 0/{REPEATS} diverged vs {REPEATS}/{REPEATS}" in lines[2]
 
 
+@pytest.mark.slow
 def test_write_doctor_writes_strict_json_a_report_and_a_runnable_recommendation(
     unscaled_diagnosis, doctor_folder
 ):

@@ -43,6 +43,7 @@ def with_divergence(result):
     return dataclasses.replace(result, test_scores=scores, diverged_epoch=epochs)
 
 
+@pytest.mark.slow
 def test_cell_statistics_match_hand_computation(result):
     result = with_divergence(result)
     cells = cell_statistics(result)
@@ -67,6 +68,7 @@ def test_cell_statistics_match_hand_computation(result):
     assert cells[3]["labels"] == {"depth": "2", "learning_rate": "0.001"}
 
 
+@pytest.mark.slow
 def test_comparisons_are_against_the_baseline_and_holm_corrected(result):
     result = with_divergence(result)
     cells = cell_statistics(result)
