@@ -74,11 +74,14 @@ class Compiled:
     epochs: int
 
 
-def group_inputs(runs: Sequence[Run], params: Params | None) -> tuple[GroupInputs, float]:
-    """The inputs for one ensemble, and the seconds spent preparing them."""
+def group_inputs(
+    runs: Sequence[Run], program: Program, params: Params | None
+) -> tuple[GroupInputs, float]:
+    """The inputs for one ensemble (whose program is `program`), and the seconds spent
+    preparing them."""
     first = runs[0]
     config = first.config
-    structure = Program.for_runs(runs).optimizer
+    structure = program.optimizer
     variants: list[PreparedData] = []
     variant_of: dict[int, int] = {}
     for run in runs:
@@ -141,7 +144,7 @@ def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) 
     for idx in indices:
         members = [runs[i] for i in idx]
         program = Program.for_runs(members)
-        inputs, prepare_s = group_inputs(members, initial_params)
+        inputs, prepare_s = group_inputs(members, program, initial_params)
         executable, compile_s = compiled(jitted_train, program, inputs.as_args(), large=True)
         groups.append(CompiledGroup(tuple(idx), program, inputs, executable, prepare_s, compile_s))
     return Compiled(runs, tuple(groups), epochs.pop())
