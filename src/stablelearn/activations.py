@@ -3,13 +3,21 @@
 Where JAX and Keras disagree on a default, the Keras value wins because the lesson's
 models are Keras models: `leaky_relu` uses Keras 3's `negative_slope=0.2` (JAX: 0.01)
 and `gelu` is the exact erf form (Keras' `approximate=False`; JAX defaults to tanh).
+
+Two activations take a number, written as in Python: `leaky_relu(negative_slope=0.3)`
+(Keras' `LeakyReLU` layer defaults to 0.3, PyTorch's to 0.01) and `elu(alpha=0.5)`.
+A name is kept in its canonical form (arguments at their default are left out), so
+equal activations compare and hash equal and share compiled programs.
 """
 
+import functools
+import re
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
+from stablelearn.checks import is_number
 from stablelearn.errors import ConfigError
 
 Activation = Callable[[jax.Array], jax.Array]
@@ -23,19 +31,73 @@ ACTIVATIONS: dict[str, Activation] = {
     "elu": jax.nn.elu,
     "selu": jax.nn.selu,
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "silu": jax.nn.silu,  # Keras' swish
+    "relu6": jax.nn.relu6,
+    "softsign": jax.nn.soft_sign,
     "softplus": jax.nn.softplus,
     # across units: activations are [units, batch] in this engine
     "softmax": lambda x: jax.nn.softmax(x, axis=0),
 }
+# name -> (argument, Keras default, function of (x, value))
+PARAMETRIC: dict[str, tuple[str, float, Callable[[jax.Array, float], jax.Array]]] = {
+    "leaky_relu": ("negative_slope", 0.2, lambda x, s: jax.nn.leaky_relu(x, negative_slope=s)),
+    "elu": ("alpha", 1.0, lambda x, a: jax.nn.elu(x, alpha=a)),
+}
+_WITH_ARGUMENT = re.compile(r"^\s*([a-z_0-9]+)\s*\(\s*(?:([a-z_]+)\s*=\s*)?([^()=]+?)\s*\)\s*$")
+
+
+def with_argument(name: str, value: float) -> str:
+    """The canonical name of a parametric activation, e.g. 'leaky_relu(negative_slope=0.3)'."""
+    argument, default, _ = PARAMETRIC[name]
+    value = float(value)
+    return name if value == default else f"{name}({argument}={value:g})"
+
+
+def parse_activation(name: str) -> tuple[str, float | None]:
+    """(base name, argument or None): 'elu(alpha=0.5)' -> ('elu', 0.5), 'relu' -> ('relu', None)."""
+    if not isinstance(name, str):
+        raise ConfigError(f"An activation must be a name, got {name!r}.")
+    match = _WITH_ARGUMENT.match(name)
+    if match is None:
+        if name not in ACTIVATIONS:
+            known = ", ".join(ACTIVATIONS)
+            raise ConfigError(
+                f"Unknown activation {name!r}; expected one of: {known} "
+                "(leaky_relu and elu also take an argument, e.g. 'leaky_relu(negative_slope=0.3)')."
+            )
+        return name, None
+    base, key, text = match.groups()
+    if base not in PARAMETRIC:
+        raise ConfigError(
+            f"Activation {base!r} takes no argument; only {' and '.join(PARAMETRIC)} do."
+        )
+    argument = PARAMETRIC[base][0]
+    if key not in (None, argument):
+        raise ConfigError(f"Activation {base!r} takes {argument}, not {key}.")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"Activation {name!r}: {argument} must be a number.") from None
+    if not is_number(value) or value != value or abs(value) == float("inf"):
+        raise ConfigError(f"Activation {name!r}: {argument} must be a finite number.")
+    return base, value
 
 
 def check_activation(name: str) -> str:
-    """Return `name` if it is a known activation, else raise a ConfigError listing them."""
-    if name not in ACTIVATIONS:
-        known = ", ".join(ACTIVATIONS)
-        raise ConfigError(f"Unknown activation {name!r}; expected one of: {known}.")
-    return name
+    """`name` in canonical form if it is a known activation, else a ConfigError listing them."""
+    base, value = parse_activation(name)
+    return base if value is None else with_argument(base, value)
 
 
+def activation_kind(name: str) -> str:
+    """The activation's family without its argument: 'leaky_relu(negative_slope=0.3)' -> 'leaky_relu'."""
+    return parse_activation(name)[0]
+
+
+@functools.cache
 def get_activation(name: str) -> Activation:
-    return ACTIVATIONS[check_activation(name)]
+    base, value = parse_activation(name)
+    if value is None:
+        return ACTIVATIONS[base]
+    function = PARAMETRIC[base][2]
+    return lambda x: function(x, value)

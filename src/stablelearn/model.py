@@ -28,13 +28,20 @@ class Dense:
     activation: str = "linear"
     kernel_initializer: Initializer | str | Mapping[str, Any] = "glorot_uniform"
     bias_initializer: Initializer | str | Mapping[str, Any] = "zeros"
+    use_bias: bool = True
 
     def __post_init__(self) -> None:
         if not is_integer(self.units) or self.units < 1:
             raise ConfigError(
                 f"A Dense layer needs a positive integer of units, got {self.units!r}."
             )
-        check_activation(self.activation)
+        if not isinstance(self.use_bias, bool):
+            raise ConfigError(f"use_bias must be true or false, got {self.use_bias!r}.")
+        object.__setattr__(self, "activation", check_activation(self.activation))
+        if not self.use_bias:
+            # a layer without a bias keeps a zero one that the forward pass never reads,
+            # so it gets exactly zero gradient and every optimizer leaves it at zero
+            object.__setattr__(self, "bias_initializer", "zeros")
         object.__setattr__(self, "kernel_initializer", as_initializer(self.kernel_initializer))
         object.__setattr__(self, "bias_initializer", as_initializer(self.bias_initializer))
         if self.bias_initializer.name in VARIANCE_SCALING:
@@ -91,7 +98,7 @@ class MLP:
         """A one-line summary such as '2-5(relu)x15-1(sigmoid)' (x15: fifteen equal layers)."""
         parts: list[list] = []
         for i, layer in enumerate(self.layers):
-            text = f"{layer.units}({layer.activation})"
+            text = f"{layer.units}({layer.activation}{'' if layer.use_bias else ', no bias'})"
             if parts and parts[-1][0] == text and i < self.depth:
                 parts[-1][1] += 1
             else:
@@ -101,7 +108,8 @@ class MLP:
 
     def parameter_count(self) -> int:
         widths = [self.input_dim] + [layer.units for layer in self.layers]
-        return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(widths))
+        kernels = sum(fan_in * fan_out for fan_in, fan_out in itertools.pairwise(widths))
+        return kernels + sum(layer.units for layer in self.layers if layer.use_bias)
 
 
 def init_params(model: MLP, key: jax.Array) -> Params:
@@ -131,7 +139,9 @@ def forward_layers(
     """
     pre_activations, activations, h = [], [], x_t
     for layer, p in zip(model.layers, params, strict=True):
-        z = p["kernel"] @ h + p["bias"][:, None]
+        z = p["kernel"] @ h
+        if layer.use_bias:
+            z = z + p["bias"][:, None]
         h = get_activation(layer.activation)(z)
         pre_activations.append(z)
         activations.append(h)

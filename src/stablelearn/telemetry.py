@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from stablelearn.activations import activation_kind
 from stablelearn.model import MLP, Params, forward_layers
 
 TANH_SATURATION = 0.99
@@ -91,13 +92,14 @@ def activation_stats(model: MLP, params: Params, x_t: jax.Array) -> dict[str, ja
     _, activations = forward_layers(model, params, x_t)
     dead, saturated = [], []
     for layer, h in zip(model.hidden, activations[:-1], strict=False):
-        if layer.activation == "relu":
+        kind = activation_kind(layer.activation)
+        if kind in ("relu", "relu6"):
             dead.append(jnp.mean(jnp.all(h <= 0, axis=1)))
         else:
             dead.append(jnp.asarray(NOT_APPLICABLE))
-        if layer.activation == "tanh":
+        if kind == "tanh":
             saturated.append(jnp.mean(jnp.abs(h) > TANH_SATURATION))
-        elif layer.activation == "sigmoid":
+        elif kind == "sigmoid":
             saturated.append(jnp.mean((h < SIGMOID_SATURATION) | (h > 1 - SIGMOID_SATURATION)))
         else:
             saturated.append(jnp.asarray(NOT_APPLICABLE))

@@ -24,6 +24,9 @@ REFERENCE = {
     "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
     "selu": lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(x)),
     "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),  # exact erf form
+    "silu": lambda x: x / (1.0 + np.exp(-x)),
+    "relu6": lambda x: np.clip(x, 0.0, 6.0),
+    "softsign": lambda x: x / (1.0 + np.abs(x)),
     "softplus": lambda x: np.log1p(np.exp(x)),
     # across units, the first axis of the engine's [units, batch] activations
     "softmax": lambda x: np.exp(x - x.max(axis=0)) / np.exp(x - x.max(axis=0)).sum(axis=0),
@@ -93,3 +96,29 @@ def test_unknown_activation_lists_known_names(bad):
         assert name in str(err.value)
     with pytest.raises(ConfigError, match="expected one of"):
         get_activation(bad)
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [
+        ("leaky_relu(negative_slope=0.3)", lambda x: np.where(x > 0, x, 0.3 * x)),
+        ("leaky_relu(0.01)", lambda x: np.where(x > 0, x, 0.01 * x)),
+        ("elu(alpha=0.5)", lambda x: np.where(x > 0, x, 0.5 * np.expm1(x))),
+    ],
+)
+def test_parametric_activation_uses_its_argument(name, reference):
+    np.testing.assert_allclose(_evaluate(name, X), reference(X), rtol=1e-5, atol=1e-6)
+
+
+def test_parametric_activation_has_one_canonical_name():
+    assert check_activation("leaky_relu(negative_slope=0.2)") == "leaky_relu"
+    assert check_activation("leaky_relu( 0.30 )") == "leaky_relu(negative_slope=0.3)"
+    assert check_activation("elu(alpha=1)") == "elu"
+
+
+@pytest.mark.parametrize(
+    "name", ["relu(0.1)", "leaky_relu(alpha=0.1)", "elu(alpha=x)", "elu(alpha=inf)", "swish"]
+)
+def test_bad_activation_arguments_are_config_errors(name):
+    with pytest.raises(ConfigError):
+        check_activation(name)

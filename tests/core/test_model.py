@@ -250,3 +250,21 @@ def test_forward_is_jittable_and_vmappable_over_models():
     assert out.shape == (3, 1, 4)
     single = forward(model, init_params(model, keys[1]), x_t)[1]
     np.testing.assert_allclose(np.asarray(out[1]), np.asarray(single), rtol=1e-5, atol=1e-6)
+
+
+def test_layer_without_bias_never_reads_or_moves_its_bias():
+    import jax.numpy as jnp
+
+    from stablelearn.model import forward, init_params
+
+    model = MLP(3, (Dense(4, "relu", use_bias=False),), Dense(1, use_bias=False))
+    params = init_params(model, jax.random.key(0))
+    params = tuple({**p, "bias": jnp.ones_like(p["bias"])} for p in params)
+    x_t = jnp.ones((3, 2))
+    _, out = forward(model, params, x_t)
+    no_bias = tuple({**p, "bias": jnp.zeros_like(p["bias"])} for p in params)
+    np.testing.assert_array_equal(out, forward(model, no_bias, x_t)[1])
+    grads = jax.grad(lambda p: jnp.sum(forward(model, p, x_t)[1]))(params)
+    assert all(float(jnp.abs(g["bias"]).max()) == 0.0 for g in grads)
+    assert model.parameter_count() == 3 * 4 + 4 * 1
+    assert "no bias" in model.describe()

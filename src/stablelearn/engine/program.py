@@ -60,8 +60,10 @@ def compute_model(model: MLP) -> MLP:
     in them alone share one compilation."""
     return MLP(
         model.input_dim,
-        tuple(Dense(layer.units, layer.activation) for layer in model.hidden),
-        Dense(model.output.units, model.output.activation),
+        tuple(
+            Dense(layer.units, layer.activation, use_bias=layer.use_bias) for layer in model.hidden
+        ),
+        Dense(model.output.units, model.output.activation, use_bias=model.output.use_bias),
     )
 
 

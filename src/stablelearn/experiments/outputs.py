@@ -168,6 +168,7 @@ def _config(result: ExperimentResult) -> dict[str, Any]:
                                 "kernel_initializer": str(layer.kernel_initializer),
                                 "bias_initializer": str(layer.bias_initializer),
                             }
+                            | ({} if layer.use_bias else {"use_bias": False})
                             for layer in v.variant.model.layers
                         ],
                         "optimizer": {

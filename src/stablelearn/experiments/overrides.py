@@ -59,12 +59,13 @@ def initializer_table(init: Initializer) -> str | dict[str, Any]:
 
 
 def layer_table(layer: Dense) -> dict[str, Any]:
-    return {
+    table = {
         "units": layer.units,
         "activation": layer.activation,
         "kernel_initializer": initializer_table(layer.kernel_initializer),
         "bias_initializer": initializer_table(layer.bias_initializer),
     }
+    return table if layer.use_bias else table | {"use_bias": False}
 
 
 def model_table(model: MLP) -> dict[str, Any]:

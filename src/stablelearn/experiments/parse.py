@@ -10,7 +10,7 @@ from stablelearn.model import MLP, Dense
 from stablelearn.optim import Optimizer, make_optimizer
 
 DATA_KEYS = {"input_scaler", "target_scaler"}
-LAYER_KEYS = ("units", "activation", "kernel_initializer", "bias_initializer")
+LAYER_KEYS = ("units", "activation", "kernel_initializer", "bias_initializer", "use_bias")
 MODEL_KEYS = {"hidden", "depth", *LAYER_KEYS, "output"}
 
 
@@ -71,6 +71,7 @@ def parse_layer(source: str, table: Any, prefix: str) -> Dense:
         "activation": fields.get("activation", str, "linear"),
         "kernel_initializer": fields.get("kernel_initializer", (str, dict), "glorot_uniform"),
         "bias_initializer": fields.get("bias_initializer", (str, dict), "zeros"),
+        "use_bias": fields.get("use_bias", bool, True),
     }
     try:
         return Dense(**kwargs)
