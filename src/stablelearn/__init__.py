@@ -21,6 +21,7 @@ from stablelearn.data import (
 from stablelearn.engine import Run, TrainConfig, fit, init_ensemble, train
 from stablelearn.errors import ConfigError, DataError, StablelearnError
 from stablelearn.initializers import Initializer, random_normal, random_uniform
+from stablelearn.keras.convert import KerasSpec, from_keras
 from stablelearn.model import MLP, Dense
 from stablelearn.optim import SGD, Adam, RMSprop, make_optimizer
 from stablelearn.results import Timing, TrainResult
@@ -36,6 +37,7 @@ __all__ = [
     "Dataset",
     "Dense",
     "Initializer",
+    "KerasSpec",
     "PreparedData",
     "RMSprop",
     "Run",
@@ -45,6 +47,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "fit",
+    "from_keras",
     "init_ensemble",
     "lesson_circles",
     "lesson_regression",
