@@ -34,6 +34,7 @@ Thresholds, with what the lesson's case studies measured (10-30 seeds each):
   steps: the clip threshold, not the data, sets the step size.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,12 +158,61 @@ def baseline_loss(y_train: np.ndarray, loss: str) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def _models(result: TrainResult, mask: np.ndarray) -> dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class Observation:
+    """What the training detectors read about the models of one configuration, whether
+    stablelearn's engine trained them (`from_result`) or a callback watched a Keras model.
+
+    loss is the training loss [models, epochs]; telemetry holds stablelearn.telemetry's
+    arrays (per-layer [models, epochs, layers], dead/saturated [models, epochs, hidden]);
+    layer_names name the per-layer columns (the output layer last) and hidden_names the
+    dead/saturated ones.
+    """
+
+    loss: np.ndarray
+    telemetry: Mapping[str, np.ndarray]
+    diverged_epoch: np.ndarray  # [models], 1-based, -1 if never
+    seeds: tuple[int, ...]
+    layer_names: tuple[str, ...]
+    hidden_names: tuple[str, ...]
+    baseline_loss: float  # the best constant prediction's training loss
+
+    @classmethod
+    def from_result(cls, result: TrainResult) -> "Observation":
+        run = result.runs[0]
+        names = tuple(result.layer_names(0))
+        return cls(
+            loss=result.history["loss"],
+            telemetry=result.telemetry,
+            diverged_epoch=result.diverged_epoch,
+            seeds=tuple(int(r.seed) for r in result.runs),
+            layer_names=names,
+            hidden_names=names[:-1],
+            baseline_loss=baseline_loss(run.data.train_y, run.config.loss),
+        )
+
+    @property
+    def n_models(self) -> int:
+        return self.loss.shape[0]
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.diverged_epoch >= 1
+
+
+Observed = TrainResult | Observation
+
+
+def observe(result: Observed) -> Observation:
+    return result if isinstance(result, Observation) else Observation.from_result(result)
+
+
+def _models(obs: Observation, mask: np.ndarray) -> dict[str, Any]:
     idx = np.flatnonzero(mask)
     return {
         "models": [int(i) for i in idx],
-        "seeds": [int(result.runs[i].seed) for i in idx],
-        "affected": f"{idx.size}/{result.n_models}",
+        "seeds": [obs.seeds[i] for i in idx],
+        "affected": f"{idx.size}/{obs.n_models}",
     }
 
 
@@ -171,46 +221,47 @@ def _first_epoch(condition: np.ndarray) -> int | None:
     return int(np.argmax(condition)) + 1 if condition.any() else None
 
 
-def _final_loss_ratio(result: TrainResult) -> np.ndarray:
+def _final_loss_ratio(obs: Observation) -> np.ndarray:
     """Final training loss over the constant prediction's loss, per model (NaN if diverged)."""
-    run = result.runs[0]
-    return result.history["loss"][:, -1] / baseline_loss(run.data.train_y, run.config.loss)
+    with np.errstate(all="ignore"):
+        return obs.loss[:, -1] / obs.baseline_loss
 
 
-def not_learning_mask(result: TrainResult) -> np.ndarray:
-    ratio = _final_loss_ratio(result)
+def not_learning_mask(result: Observed) -> np.ndarray:
+    ratio = _final_loss_ratio(observe(result))
     return ~np.isfinite(ratio) | (ratio >= NOT_LEARNING_RATIO)
 
 
-def detect_not_learning(result: TrainResult) -> Finding | None:
-    mask = not_learning_mask(result) & ~result.diverged
+def detect_not_learning(result: Observed) -> Finding | None:
+    obs = observe(result)
+    mask = not_learning_mask(obs) & ~obs.diverged
     if not mask.any():
         return None
-    run = result.runs[0]
-    base = baseline_loss(run.data.train_y, run.config.loss)
-    final = result.history["loss"][mask, -1]
+    base = obs.baseline_loss
+    final = obs.loss[mask, -1]
     return Finding(
         "not_learning", "Loss not decreasing", "warning",
-        f"{mask.sum()} of {result.n_models} models end no better than a constant prediction "
+        f"{mask.sum()} of {obs.n_models} models end no better than a constant prediction "
         f"(final training loss {np.median(final):.4g} vs {base:.4g} for the best constant).",
-        {**_models(result, mask), "baseline_loss": base, "final_loss_median": float(np.median(final))},
+        {**_models(obs, mask), "baseline_loss": base, "final_loss_median": float(np.median(final))},
         ("adam", "relu_he", "scale_inputs_standard", "fewer_layers"),
     )  # fmt: skip
 
 
-def detect_exploding(result: TrainResult) -> Finding | None:
-    t = result.telemetry
+def detect_exploding(result: Observed) -> Finding | None:
+    obs = observe(result)
+    t = obs.telemetry
     grad_max = np.nanmax(t["grad_norm"], axis=2) if t else None  # [models, epochs]
-    growth = np.zeros(result.n_models)
+    growth = np.zeros(obs.n_models)
     if grad_max is not None:
         with np.errstate(all="ignore"):
             growth = np.nanmax(grad_max, axis=1) / grad_max[:, 0]
     growing = np.isfinite(growth) & (growth >= EXPLODING_GROWTH)
-    mask = result.diverged | growing
+    mask = obs.diverged | growing
     if not mask.any():
         return None
-    evidence = _models(result, mask)
-    diverged = result.diverged_epoch[result.diverged]
+    evidence = _models(obs, mask)
+    diverged = obs.diverged_epoch[obs.diverged]
     if diverged.size:
         evidence["diverged_epoch_min"] = int(diverged.min())
     if t:
@@ -228,53 +279,49 @@ def detect_exploding(result: TrainResult) -> Finding | None:
         what = f"have gradient norms growing {EXPLODING_GROWTH:.0f}x or more during training."
     return Finding(
         "exploding_gradients", "Exploding gradients", "critical",
-        f"{mask.sum()} of {result.n_models} models {what}",
+        f"{mask.sum()} of {obs.n_models} models {what}",
         evidence,
         ("scale_target_standard", "clipnorm_1", "clipvalue_5", "lower_learning_rate", "adam"),
     )  # fmt: skip
 
 
-def detect_vanishing(result: TrainResult) -> Finding | None:
-    t = result.telemetry
-    if not t or result.runs[0].model.depth == 0:
+def detect_vanishing(result: Observed) -> Finding | None:
+    obs = observe(result)
+    t = obs.telemetry
+    if not t or len(obs.layer_names) < 2:
         return None
     with np.errstate(all="ignore"):
         per_layer = np.nanmedian(t["grad_norm"], axis=1)  # [models, layers]
         ratio = np.nanmin(per_layer[:, :-1], axis=1) / per_layer[:, -1]
-    mask = (
-        not_learning_mask(result)
-        & ~result.diverged
-        & np.isfinite(ratio)
-        & (ratio <= VANISHING_RATIO)
-    )
+    mask = not_learning_mask(obs) & ~obs.diverged & np.isfinite(ratio) & (ratio <= VANISHING_RATIO)
     if not mask.any():
         return None
-    names = result.layer_names(0)
+    names = obs.layer_names
     weakest = np.nanargmin(per_layer[mask, :-1], axis=1)
     return Finding(
         "vanishing_gradients", "Vanishing gradients", "warning",
-        f"In {mask.sum()} of {result.n_models} models that do not learn, a hidden layer's gradient is at most "
+        f"In {mask.sum()} of {obs.n_models} models that do not learn, a hidden layer's gradient is at most "
         f"1/{1 / VANISHING_RATIO:.0f} of the output layer's (median ratio {np.median(ratio[mask]):.2g}).",
-        {**_models(result, mask), "ratio_min_hidden_to_output": [float(r) for r in ratio[mask]],
+        {**_models(obs, mask), "ratio_min_hidden_to_output": [float(r) for r in ratio[mask]],
          "weakest_layers": sorted({names[i] for i in weakest})},
         ("relu_he", "leaky_relu_he", "elu_he", "fewer_layers", "adam"),
     )  # fmt: skip
 
 
 def _unit_detector(
-    result: TrainResult, key: str, threshold: float
+    obs: Observation, key: str, threshold: float
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Models (not learning) with a hidden layer at or above `threshold` at the end."""
-    values = result.telemetry.get(key) if result.telemetry else None
+    values = obs.telemetry.get(key) if obs.telemetry else None
     if values is None or values.shape[2] == 0:
-        return np.zeros(result.n_models, bool), {}
+        return np.zeros(obs.n_models, bool), {}
     final = values[:, -1, :]
     with np.errstate(invalid="ignore"):
         hit = np.nan_to_num(final, nan=-1.0) >= threshold
-    mask = hit.any(axis=1) & not_learning_mask(result) & ~result.diverged
+    mask = hit.any(axis=1) & not_learning_mask(obs) & ~obs.diverged
     if not mask.any():
         return mask, {}
-    names = result.layer_names(0)[:-1]
+    names = list(obs.hidden_names)
     layers = sorted(
         {names[j] for i in np.flatnonzero(mask) for j in np.flatnonzero(hit[i])}, key=names.index
     )
@@ -285,55 +332,59 @@ def _unit_detector(
     return mask, {"layers": layers, "from_epoch_min": min(e for e in epochs if e is not None)}
 
 
-def detect_dying_relu(result: TrainResult) -> Finding | None:
-    mask, extra = _unit_detector(result, "dead_fraction", DEAD_FRACTION)
+def detect_dying_relu(result: Observed) -> Finding | None:
+    obs = observe(result)
+    mask, extra = _unit_detector(obs, "dead_fraction", DEAD_FRACTION)
     if not mask.any():
         return None
     return Finding(
         "dying_relu", "Dying ReLU", "warning",
-        f"In {mask.sum()} of {result.n_models} models that do not learn, at least {DEAD_FRACTION:.0%} of a hidden "
+        f"In {mask.sum()} of {obs.n_models} models that do not learn, at least {DEAD_FRACTION:.0%} of a hidden "
         f"layer's ReLUs output zero for every training example (layers {', '.join(extra['layers'][:6])}); "
         "no gradient flows through them.",
-        {**_models(result, mask), **extra},
+        {**_models(obs, mask), **extra},
         ("leaky_relu_he", "elu_he", "fewer_layers", "lower_learning_rate"),
     )  # fmt: skip
 
 
-def detect_saturation(result: TrainResult) -> Finding | None:
-    mask, extra = _unit_detector(result, "saturated_fraction", SATURATION_FRACTION)
+def detect_saturation(result: Observed) -> Finding | None:
+    obs = observe(result)
+    mask, extra = _unit_detector(obs, "saturated_fraction", SATURATION_FRACTION)
     if not mask.any():
         return None
     return Finding(
         "saturation", "Saturated activations", "warning",
-        f"In {mask.sum()} of {result.n_models} models that do not learn, at least half of a tanh/sigmoid layer's "
+        f"In {mask.sum()} of {obs.n_models} models that do not learn, at least half of a tanh/sigmoid layer's "
         f"activations are saturated (layers {', '.join(extra['layers'][:6])}); their gradients are near zero.",
-        {**_models(result, mask), **extra},
+        {**_models(obs, mask), **extra},
         ("relu_he", "leaky_relu_he", "scale_inputs_standard"),
     )  # fmt: skip
 
 
-def detect_oscillation(result: TrainResult) -> Finding | None:
-    loss = result.history["loss"]
+def detect_oscillation(result: Observed) -> Finding | None:
+    obs = observe(result)
+    loss = obs.loss
     half = loss[:, loss.shape[1] // 2 :]
     if half.shape[1] < 4:
         return None
     with np.errstate(invalid="ignore"):
         rises = np.mean(half[:, 1:] > (1 + OSCILLATION_RISE) * half[:, :-1], axis=1)
-    high = np.nan_to_num(_final_loss_ratio(result), nan=np.inf) >= OSCILLATION_LEVEL
-    mask = (rises >= OSCILLATION_SHARE) & high & ~result.diverged
+    high = np.nan_to_num(_final_loss_ratio(obs), nan=np.inf) >= OSCILLATION_LEVEL
+    mask = (rises >= OSCILLATION_SHARE) & high & ~obs.diverged
     if not mask.any():
         return None
     return Finding(
         "oscillating_loss", "Oscillating loss", "warning",
-        f"In {mask.sum()} of {result.n_models} models the loss rises by over 10% from one epoch to the next in "
+        f"In {mask.sum()} of {obs.n_models} models the loss rises by over 10% from one epoch to the next in "
         f"{np.median(rises[mask]):.0%} of the second half of training: the steps are too large.",
-        {**_models(result, mask), "share_of_rising_epochs": [float(r) for r in rises[mask]]},
+        {**_models(obs, mask), "share_of_rising_epochs": [float(r) for r in rises[mask]]},
         ("lower_learning_rate", "adam"),
     )  # fmt: skip
 
 
-def detect_clipping_active(result: TrainResult) -> Finding | None:
-    rate = result.telemetry.get("clip_rate") if result.telemetry else None
+def detect_clipping_active(result: Observed) -> Finding | None:
+    obs = observe(result)
+    rate = obs.telemetry.get("clip_rate") if obs.telemetry else None
     if rate is None:
         return None
     with np.errstate(all="ignore"):
@@ -343,9 +394,9 @@ def detect_clipping_active(result: TrainResult) -> Finding | None:
         return None
     return Finding(
         "clipping_active", "Clipping is doing the work", "info",
-        f"Clipping changed the gradient in {np.median(share[mask]):.0%} of steps in {mask.sum()} of {result.n_models} "
+        f"Clipping changed the gradient in {np.median(share[mask]):.0%} of steps in {mask.sum()} of {obs.n_models} "
         "models: the threshold, not the data, sets the step size; scaling the data usually works better.",
-        {**_models(result, mask), "clip_rate": [float(s) for s in share[mask]]},
+        {**_models(obs, mask), "clip_rate": [float(s) for s in share[mask]]},
         ("scale_target_standard", "scale_inputs_standard"),
     )  # fmt: skip
 
@@ -361,6 +412,7 @@ DETECTORS = (
 )
 
 
-def diagnose(result: TrainResult) -> list[Finding]:
+def diagnose(result: Observed) -> list[Finding]:
     """Run every training detector on the models of one configuration."""
-    return [finding for detector in DETECTORS if (finding := detector(result)) is not None]
+    obs = observe(result)
+    return [finding for detector in DETECTORS if (finding := detector(obs)) is not None]

@@ -18,6 +18,13 @@ _Task = Annotated[
 _Config = Annotated[
     Path | None, typer.Option(help="An experiment TOML with your model and training settings.")
 ]
+_Model = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        help="Your saved Keras model (.keras): its Dense layers, compiled optimizer and loss.",
+    ),
+]
 _Depth = Annotated[int | None, typer.Option(help="Hidden layers (default 1).")]
 _Units = Annotated[int | None, typer.Option(help="Units per hidden layer (default 25).")]
 _Activation = Annotated[str | None, typer.Option(help="Hidden activation (default relu).")]
@@ -52,6 +59,7 @@ def doctor_command(
     target: _Target,
     task: _Task = None,
     config: _Config = None,
+    model: _Model = None,
     depth: _Depth = None,
     units: _Units = None,
     activation: _Activation = None,
@@ -80,7 +88,7 @@ def doctor_command(
         depth, units, activation, init, optimizer, lr, momentum, clipnorm, clipvalue,
         input_scaler, target_scaler, epochs, batch_size, repeats, test_fraction,
     )  # fmt: skip
-    experiment = doctor_experiment(data_path, target, task, config, flags)
+    experiment = doctor_experiment(data_path, target, task, config, flags, model)
     folder = out or default_folder("doctor")
     with spinner(quiet, "Training your configuration and the repairs..."):
         diagnosis = run_doctor(experiment)

@@ -21,7 +21,16 @@ _Init = Annotated[
     str,
     typer.Option("--init", help="Hidden kernel initializer (he_uniform, glorot_uniform, ...)."),
 ]
-_Optimizer = Annotated[str, typer.Option(help="sgd, adam or rmsprop.")]
+_Optimizer = Annotated[
+    str | None, typer.Option(help="sgd (default), adam or rmsprop.", show_default=False)
+]
+_Model = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        help="A saved Keras model (.keras) instead of --depth/--units/--activation/--init; its compiled optimizer unless flags change it.",
+    ),
+]
 _Lr = Annotated[
     float | None,
     typer.Option("--lr", help="Learning rate (default: the optimizer's Keras default)."),
@@ -60,7 +69,7 @@ def train_command(
     units: _Units = defaults.HIDDEN_LAYER["units"],
     activation: _Activation = defaults.HIDDEN_LAYER["activation"],
     init: _Init = defaults.HIDDEN_LAYER["kernel_initializer"],
-    optimizer: _Optimizer = "sgd",
+    optimizer: _Optimizer = None,
     lr: _Lr = None,
     momentum: _Momentum = None,
     clipnorm: _Clipnorm = None,
@@ -73,6 +82,7 @@ def train_command(
     n_train: _NTrain = defaults.N_TRAIN,
     repeats: _Repeats = defaults.REPEATS,
     seed: _Seed = 0,
+    model: _Model = None,
     json_path: _JsonPath = None,
 ) -> None:
     """Train one configuration over several seeds and summarize it as the lesson does."""
@@ -83,6 +93,7 @@ def train_command(
     flags = TrainFlags(
         dataset, depth, units, activation, init, optimizer, lr, momentum, clipnorm, clipvalue,
         global_clipnorm, input_scaler, target_scaler, epochs, batch_size, n_train, repeats, seed,
+        model,
     )  # fmt: skip
     with console.status(f"Training {repeats} models..."):
         trained = train_from_flags(flags)

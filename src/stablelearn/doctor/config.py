@@ -49,15 +49,32 @@ class DoctorFlags:
                 )
 
 
-def _base(config: Path | None) -> dict[str, Any]:
-    """The experiment file's table (its run-only fields left out), or the lesson's MLP/SGD."""
+def _base(config: Path | None, model_file: Path | None) -> dict[str, Any]:
+    """The experiment file's table (its run-only fields left out), or the lesson's MLP/SGD;
+    a Keras model file replaces the model and, when it was compiled and no file gives an
+    optimizer, the optimizer."""
     if config is None:
-        return {"model": defaults.model_table(), "optimizer": dict(defaults.OPTIMIZER)}
-    if not config.is_file():
+        base = {"model": defaults.model_table(), "optimizer": dict(defaults.OPTIMIZER)}
+    elif not config.is_file():
         raise ConfigError(f"No configuration file at {config}.")
-    return {
-        k: v for k, v in load_file(config).raw.items() if k not in ("n_train", "kind", "figures")
-    }
+    else:
+        base = {
+            k: v
+            for k, v in load_file(config).raw.items()
+            if k not in ("n_train", "kind", "figures")
+        }
+        if "model_file" in base:
+            base["model_file"] = str((config.resolve().parent / base["model_file"]).resolve())
+    if model_file is None:
+        return base
+    if config is not None and ("model" in base or "model_file" in base):
+        raise ConfigError(
+            f"--model and the model in {config.name} are alternatives; give one of them."
+        )
+    base.pop("model", None)
+    if config is None:
+        base.pop("optimizer")
+    return base | {"model_file": str(model_file.resolve())}
 
 
 def _hidden(hidden: list[dict[str, Any]], flags: DoctorFlags) -> list[dict[str, Any]]:
@@ -89,39 +106,43 @@ def _optimizer(optimizer: dict[str, Any], flags: DoctorFlags) -> dict[str, Any]:
 
 
 def doctor_table(
-    data_path: Path, target: str, task: str | None, config: Path | None, flags: DoctorFlags
+    data_path: Path,
+    target: str,
+    task: str | None,
+    config: Path | None,
+    flags: DoctorFlags,
+    model_file: Path | None = None,
 ) -> dict[str, Any]:
-    """The user's configuration as an experiment table: an experiment file and/or flags
-    over the lesson's MLP and SGD, with the output layer the task needs."""
+    """The user's configuration as an experiment table: a Keras model file, an experiment
+    file and/or flags over the lesson's MLP and SGD, with the output layer the task needs."""
     dataset = load_table(data_path, target, task).dataset
     where = {"dataset": str(data_path.resolve()), "target": target, "task": dataset.task}
-    base = _base(config)
-    model = dict(base.get("model", {}))
-    if "output" not in model:
-        output = output_layer(dataset.task, dataset.n_classes)
-        model["output"] = {"units": output.units, "activation": output.activation}
-    resolved = load_mapping(
-        {
-            "id": "doctor",
-            **{k: v for k, v in base.items() if k != "variants"},
-            **where,
-            "model": model,
-        },
-        config.name if config else "doctor",
-    )
+    base = _base(config, model_file)
+    first = {k: v for k, v in base.items() if k != "variants"}
+    if "model_file" not in base:
+        model = dict(base.get("model", {}))
+        if "output" not in model:
+            output = output_layer(dataset.task, dataset.n_classes)
+            model["output"] = {"units": output.units, "activation": output.activation}
+        first["model"] = model
+    resolved = load_mapping({"id": "doctor", **first, **where}, config.name if config else "doctor")
     tables = variant_tables(resolved.variants[0])
     tables["model"]["hidden"] = _hidden(tables["model"]["hidden"], flags)
     tables["optimizer"] = _optimizer(tables["optimizer"], flags)
     for key in ("input_scaler", "target_scaler"):
         if getattr(flags, key) is not None:
             tables["data"][key] = getattr(flags, key)
+    keras_model = Path(base["model_file"]).name if "model_file" in base else None
+    title = f"Your Keras model {keras_model}" if keras_model else "Your configuration"
     raw = settings_only(base) | {
         "id": base.get("id", f"doctor-{data_path.stem}"),
-        "title": base.get("title", f"Your configuration on {data_path.name}"),
+        "title": base.get("title", f"{title} on {data_path.name}"),
         **where,
         **tables,
         "figures": ["learning_curves", "gradients"],
     }
+    if keras_model:  # the loss form of the Keras backend, which the tables do not carry
+        raw["bce_form"] = resolved.config.bce_form
     given = {k: v for k, v in asdict(flags).items() if v is not None}
     raw |= {k: given[k] for k in ("epochs", "batch_size", "repeats", "test_fraction") if k in given}
     raw.setdefault("repeats", defaults.REPEATS)
@@ -129,8 +150,13 @@ def doctor_table(
 
 
 def doctor_experiment(
-    data_path: Path, target: str, task: str | None, config: Path | None, flags: DoctorFlags
+    data_path: Path,
+    target: str,
+    task: str | None,
+    config: Path | None,
+    flags: DoctorFlags,
+    model_file: Path | None = None,
 ) -> Experiment:
     """The validated experiment the doctor diagnoses."""
-    raw = doctor_table(data_path, target, task, config, flags)
+    raw = doctor_table(data_path, target, task, config, flags, model_file)
     return load_mapping(raw, config.name if config else "doctor")

@@ -24,6 +24,7 @@ from stablelearn.diagnostics import Finding, check_data, diagnose
 from stablelearn.doctor.repairs import Candidate, candidate_repairs
 from stablelearn.experiments import Experiment, load_mapping, settings_only, variant_tables
 from stablelearn.experiments.runner import ExperimentResult, VariantResult, run_experiment
+from stablelearn.keras.code import keras_changes
 from stablelearn.stats import compare, holm
 from stablelearn.tasks import held_out_metric, is_classification
 
@@ -73,6 +74,15 @@ class Diagnosis:
     @property
     def baseline_tables(self) -> dict[str, Any]:
         return variant_tables(self.experiment.variants[0])
+
+    def keras_code(self) -> list[str]:
+        """The recommended change as the Keras / scikit-learn code to write."""
+        if self.recommended is None or self.candidates is None:
+            return []
+        after = next(
+            v.variant for v in self.candidates.variants if v.variant.name == self.recommended.name
+        )
+        return keras_changes(self.experiment.variants[0], after)
 
 
 # --- scoring ----------------------------------------------------------------------------------

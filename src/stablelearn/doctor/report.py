@@ -46,6 +46,7 @@ def summary_lines(diagnosis: Diagnosis) -> list[str]:
             f"Holm-adjusted p = {best.p_holm:.2g}, {best.n} seeds each, "
             f"{best.diverged}/{best.n} diverged vs {base.diverged}/{base.n}."
         )
+        lines += [f"  In Keras: {line}" for line in diagnosis.keras_code()]
     elif len(diagnosis.scores) > 1:
         lines.append(
             "No repair measurably beat your configuration (Holm-adjusted p < 0.05 and a better median)."
@@ -85,6 +86,7 @@ def diagnosis_json(diagnosis: Diagnosis, toml_name: str) -> dict[str, Any]:
             else {
                 "name": diagnosis.recommended.name,
                 "tables": diagnosis.recommended.tables,
+                "keras_code": diagnosis.keras_code(),
                 "file": toml_name,
             },
             "summary": summary_lines(diagnosis),

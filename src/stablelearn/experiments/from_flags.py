@@ -1,7 +1,9 @@
 """One configuration from command-line flags (`stablelearn train`): the lesson's MLP and
 SGD by default (stablelearn.defaults), on a built-in dataset, over several seeds."""
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ class TrainFlags:
     units: int = defaults.HIDDEN_LAYER["units"]
     activation: str = defaults.HIDDEN_LAYER["activation"]
     init: str = defaults.HIDDEN_LAYER["kernel_initializer"]
-    optimizer: str = defaults.OPTIMIZER["name"]
+    optimizer: str | None = None  # the lesson's SGD, or a Keras model's compiled optimizer
     learning_rate: float | None = None
     momentum: float | None = None
     clipnorm: float | None = None
@@ -39,6 +41,7 @@ class TrainFlags:
     n_train: int = defaults.N_TRAIN
     repeats: int = defaults.REPEATS
     seed: int = 0
+    model_file: Path | None = None  # a saved Keras model replaces depth/units/activation/init
 
     def build_optimizer(self) -> Optimizer:
         kwargs: dict[str, Any] = {
@@ -48,12 +51,39 @@ class TrainFlags:
         }
         if self.learning_rate is not None:
             kwargs["learning_rate"] = self.learning_rate
+        name = self.optimizer or defaults.OPTIMIZER["name"]
         momentum = self.momentum
-        if momentum is None and self.optimizer.lower() == "sgd":
+        if momentum is None and name.lower() == "sgd":
             momentum = defaults.SGD_MOMENTUM
         if momentum is not None:
             kwargs["momentum"] = momentum
-        return make_optimizer(self.optimizer, **kwargs)
+        return make_optimizer(name, **kwargs)
+
+    def keras_optimizer(self, compiled: Optimizer | None) -> Optimizer:
+        """A Keras model's compiled optimizer with the flags that were given applied; an
+        uncompiled model, or --optimizer naming another one, gets the flags' optimizer."""
+        if compiled is None or (
+            self.optimizer is not None and self.optimizer.lower() != type(compiled).__name__.lower()
+        ):
+            return self.build_optimizer()
+        changes: dict[str, Any] = {}
+        if self.learning_rate is not None:
+            changes["learning_rate"] = self.learning_rate
+        if self.momentum is not None:
+            changes["momentum"] = self.momentum
+        clips = {
+            "clipnorm": self.clipnorm,
+            "clipvalue": self.clipvalue,
+            "global_clipnorm": self.global_clipnorm,
+        }
+        if any(v is not None for v in clips.values()):
+            changes |= clips  # Keras takes one clip mode: a given one replaces the model's
+        try:
+            return dataclasses.replace(compiled, **changes)
+        except TypeError:
+            raise ConfigError(
+                f"{type(compiled).__name__} takes no momentum; drop --momentum."
+            ) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,17 +126,46 @@ def flag_runs(flags: TrainFlags) -> tuple[MLP, Optimizer, PreparedData, list[Run
         raise ConfigError(f"--repeats must be at least 1, got {flags.repeats}.")
     raw = builtin_dataset(flags.dataset)
     prepared = prepare(raw, flags.input_scaler, flags.target_scaler, n_train=flags.n_train)
-    model = MLP.stack(
-        raw.n_features, flags.depth, flags.units, flags.activation, flags.init,
-        output_layer(raw.task, raw.n_classes),
-    )  # fmt: skip
-    optimizer = flags.build_optimizer()
-    config = TrainConfig.for_task(raw.task, epochs=flags.epochs, batch_size=flags.batch_size)
+    settings = {"epochs": flags.epochs, "batch_size": flags.batch_size}
+    if flags.model_file is not None:
+        model, optimizer, config = _keras_configuration(flags, raw.n_features, raw.task, settings)
+    else:
+        model = MLP.stack(
+            raw.n_features, flags.depth, flags.units, flags.activation, flags.init,
+            output_layer(raw.task, raw.n_classes),
+        )  # fmt: skip
+        optimizer = flags.build_optimizer()
+        config = TrainConfig.for_task(raw.task, **settings)
     runs = [
         Run(model, optimizer, prepared, flags.seed + i, config, {"repeat": i})
         for i in range(flags.repeats)
     ]
     return model, optimizer, prepared, runs
+
+
+_ARCHITECTURE_FLAGS = ("depth", "units", "activation", "init")
+
+
+def _keras_configuration(
+    flags: TrainFlags, n_features: int, task: str, settings: dict[str, Any]
+) -> tuple[MLP, Optimizer, TrainConfig]:
+    """The model, optimizer and training settings of a saved Keras model."""
+    from stablelearn.keras.convert import spec_from_file
+
+    given = [
+        f"--{name}"
+        for name in _ARCHITECTURE_FLAGS
+        if getattr(flags, name) != getattr(TrainFlags, name)
+    ]
+    if given:
+        raise ConfigError(f"--model gives the layers; drop {', '.join(given)}.")
+    spec = spec_from_file(flags.model_file)
+    if spec.model.input_dim != n_features:
+        raise ConfigError(
+            f"{flags.model_file.name} takes {spec.model.input_dim} input features but "
+            f"{flags.dataset} has {n_features}."
+        )
+    return spec.model, flags.keras_optimizer(spec.optimizer), spec.train_config(task, **settings)
 
 
 def train_from_flags(flags: TrainFlags) -> FlagsResult:

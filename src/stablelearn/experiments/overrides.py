@@ -102,5 +102,5 @@ def scaler_value(scaler: Scaler) -> str | dict[str, Any]:
 
 
 def settings_only(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """An experiment table without its data/model/optimizer tables and variants."""
-    return {k: v for k, v in raw.items() if k not in TABLES}
+    """An experiment table without its data/model/optimizer tables, variants and model file."""
+    return {k: v for k, v in raw.items() if k not in (*TABLES, "model_file")}

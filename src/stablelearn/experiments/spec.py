@@ -27,6 +27,10 @@ clip mode...). Every error names the file and the field, e.g.
     [[variants]]                # optional; each overrides the base
     name = "normalized target"
     data = {target_scaler = "minmax"}
+
+Instead of [model], `model_file = "my_model.keras"` (relative to the TOML's folder) takes
+the architecture of a saved Keras model and, when it was compiled, its optimizer (an
+[optimizer] table still wins) and loss (stablelearn.keras.convert says what converts).
 """
 
 import re
@@ -46,7 +50,7 @@ from stablelearn.data import (
     varying_columns,
 )
 from stablelearn.errors import ConfigError, DataError
-from stablelearn.experiments.overrides import merge_variant
+from stablelearn.experiments.overrides import merge_variant, model_table, optimizer_table
 from stablelearn.experiments.parse import (
     Fields,
     parse_model,
@@ -67,7 +71,7 @@ _TOP_LEVEL = {
     "id", "title", "section", "description", "kind", "dataset", "target", "task", "n_train",
     "test_fraction", "split_seed", "fit_scalers_on",
     "epochs", "batch_size", "repeats", "seed", "validation", "bce_form", "telemetry", "figures", "data",
-    "model", "optimizer", "variants",
+    "model", "model_file", "optimizer", "variants",
 }  # fmt: skip
 _VARIANT_KEYS = {"name", "data", "model", "optimizer"}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -231,18 +235,60 @@ def _figures(top: Fields, kind: str, data: Dataset) -> tuple[str, ...]:
     return figures
 
 
-def _train_config(top: Fields, task: str) -> TrainConfig:
+def _train_config(top: Fields, task: str, keras: Any = None) -> TrainConfig:
+    """Training settings; a Keras model file sets the loss it was compiled with (checked
+    against the task) and the binary cross-entropy form of the Keras backend."""
     settings = {
         "epochs": top.positive_int("epochs", 100),
         "batch_size": top.positive_int("batch_size", 32),
         "validation": top.get("validation", bool, True),
-        "bce_form": top.get("bce_form", str, "logits"),
+        "bce_form": top.get("bce_form", str, keras.bce_form if keras else "logits"),
         "telemetry": top.get("telemetry", bool, True),
     }
     try:
-        return TrainConfig.for_task(task, **settings)
+        return (
+            keras.train_config(task, **settings)
+            if keras
+            else TrainConfig.for_task(task, **settings)
+        )
     except ConfigError as err:
         raise ConfigError(f"{top.source}: {err}") from None
+
+
+def _model_file(top: Fields, data: Dataset, base_dir: Path | None, dropped: tuple[str, ...]) -> Any:
+    """The Keras model a `model_file` names (relative to the TOML's folder), converted and
+    checked against the data's width; None without one."""
+    name = top.get("model_file", str, None)
+    if name is None:
+        return None
+    if "model" in top.table:
+        raise top.error("model_file", "and [model] are alternatives; give one of them.")
+    from stablelearn.keras.convert import spec_from_file
+
+    path = Path(name)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        spec = spec_from_file(path, input_dim=None)
+    except ConfigError as err:  # the message names the model file
+        raise ConfigError(f"{top.source}: {err}") from None
+    if spec.model.input_dim != data.n_features:
+        after = f" after dropping the constant column(s) {', '.join(dropped)}" if dropped else ""
+        raise ConfigError(
+            f"{top.source}: {path.name} takes {spec.model.input_dim} input features but the data "
+            f"({data.name}) has {data.n_features} feature columns{after}."
+        )
+    return spec
+
+
+def _with_keras_tables(raw: Mapping[str, Any], keras: Any) -> dict[str, Any]:
+    """The experiment table with the Keras model's [model] and, unless the file gives its
+    own, its compiled [optimizer]."""
+    tables = {k: v for k, v in raw.items() if k != "model_file"}
+    tables["model"] = model_table(keras.model)
+    if "optimizer" not in raw and keras.optimizer is not None:
+        tables["optimizer"] = optimizer_table(keras.optimizer)
+    return tables
 
 
 def _variants(
@@ -312,9 +358,11 @@ def load_mapping(
     fit_on = top.get("fit_scalers_on", str, "train")
     if fit_on not in ("train", "all"):
         raise top.error("fit_scalers_on", f"must be 'train' or 'all', got {fit_on!r}.")
-    train_config = _train_config(top, data.task)
+    keras = _model_file(top, data, base_dir, dropped)
+    train_config = _train_config(top, data.task, keras)
     repeats, seed = _experiment_settings(top)
-    variants = _variants(top, raw, data, train_config) if kind == "train" else []
+    tables = _with_keras_tables(raw, keras) if keras else raw
+    variants = _variants(top, tables, data, train_config) if kind == "train" else []
     return Experiment(
         id=experiment_id,
         title=top.get("title", str, experiment_id),

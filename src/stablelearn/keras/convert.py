@@ -503,10 +503,9 @@ def load_model_file(path: str | Path) -> Any:
 
 
 def spec_from_file(path: str | Path, input_dim: int | None = None) -> KerasSpec:
-    """The spec of a saved Keras model file."""
+    """The spec of a saved Keras model file; every error names the file."""
+    model = load_model_file(path)
     try:
-        return from_keras(load_model_file(path), input_dim=input_dim)
+        return from_keras(model, input_dim=input_dim)
     except ConfigError as err:
-        message = str(err)
-        prefix = f"{Path(path).name}: "
-        raise ConfigError(message if message.startswith(prefix) else prefix + message) from None
+        raise ConfigError(f"{Path(path).name}: {err}") from None
