@@ -34,6 +34,7 @@ Thresholds, with what the lesson's case studies measured (10-30 seeds each):
   steps: the clip threshold, not the data, sets the step size.
 """
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -269,12 +270,14 @@ def detect_exploding(result: Observed) -> Finding | None:
         steps = steps[steps > 0]
         if steps.size:
             evidence["first_nonfinite_step_min"] = int(steps.min())
-        evidence["largest_gradient_entry"] = float(np.nanmax(t["grad_abs_max"][mask]))
+        largest = t["grad_abs_max"][mask]
+        largest = largest[np.isfinite(largest)]
+        if largest.size and largest.max() > 0:
+            evidence["largest_gradient_entry"] = float(largest.max())
     if diverged.size:
-        what = (
-            f"blew up (from epoch {evidence['diverged_epoch_min']}; the largest gradient entry reached "
-            f"{evidence.get('largest_gradient_entry', float('nan')):.3g}); the loss became NaN/Inf."
-        )
+        entry = evidence.get("largest_gradient_entry")
+        reached = f"; the largest gradient entry reached {entry:.3g}" if entry is not None else ""
+        what = f"blew up (from epoch {evidence['diverged_epoch_min']}{reached}); the loss became NaN/Inf."
     else:
         what = f"have gradient norms growing {EXPLODING_GROWTH:.0f}x or more during training."
     return Finding(
@@ -415,4 +418,6 @@ DETECTORS = (
 def diagnose(result: Observed) -> list[Finding]:
     """Run every training detector on the models of one configuration."""
     obs = observe(result)
-    return [finding for detector in DETECTORS if (finding := detector(obs)) is not None]
+    with warnings.catch_warnings():  # all-NaN slices: layers or epochs that never measured
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return [finding for detector in DETECTORS if (finding := detector(obs)) is not None]

@@ -1,0 +1,138 @@
+"""Monitor: a Keras callback that records the engine's telemetry on any Keras model and
+diagnoses it with the doctor's detectors."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from stablelearn.errors import ConfigError
+from stablelearn.keras import Monitor
+
+L = keras.layers
+
+
+def _regression(n=256, scale=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    y = (x @ rng.normal(size=8) * scale + scale).astype("float32")
+    return x, y
+
+
+def _mlp(optimizer=None, depth=1, activation="relu", units=16):
+    keras.utils.set_random_seed(0)
+    layers = [
+        L.Dense(units, activation=activation, kernel_initializer="he_uniform") for _ in range(depth)
+    ]
+    model = keras.Sequential([keras.Input((8,)), *layers, L.Dense(1)])
+    model.compile(optimizer=optimizer or keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    return model
+
+
+def test_healthy_model_records_every_layer_and_finds_nothing(tmp_path):
+    x, y = _regression()
+    monitor = Monitor(probe=(x, y), out=tmp_path / "run")
+    _mlp().fit(x, y, epochs=4, batch_size=32, callbacks=[monitor], verbose=0)
+    obs = monitor.observation()
+    assert obs.loss.shape == (1, 4) and np.isfinite(obs.loss).all()
+    assert obs.telemetry["grad_norm"].shape == (1, 4, 2)
+    assert (obs.telemetry["grad_norm"] > 0).all() and (obs.telemetry["update_ratio"] > 0).all()
+    assert obs.telemetry["dead_fraction"].shape == (1, 4, 1)
+    assert monitor.first_nonfinite is None
+    assert [f.severity for f in monitor.findings()] == []
+    doc = json.loads((tmp_path / "run" / "diagnosis.json").read_text())
+    assert {"schema_version", "findings", "candidates", "recommended", "summary", "layers"} <= set(
+        doc
+    )
+    assert doc["source"] == "stablelearn.keras.Monitor" and doc["epochs"] == 4
+    assert (tmp_path / "run" / "report.html").read_text().count("<img") == 1
+
+
+def test_the_gradient_is_the_one_keras_computes_before_clipping():
+    import jax
+
+    x, y = _regression(n=64)
+    model = _mlp(keras.optimizers.SGD(0.01, clipnorm=1e-3))
+    monitor = Monitor(probe=(x, y), probe_size=64)
+    model.fit(x, y, epochs=1, batch_size=64, callbacks=[monitor], verbose=0)
+    trainable = [v.value for v in model.trainable_variables]
+
+    def loss(values):
+        pred, _ = model.stateless_call(values, [v.value for v in model.non_trainable_variables], x)
+        return keras.ops.mean((pred[:, 0] - y) ** 2)
+
+    grads = jax.grad(loss)(trainable)
+    expected = [
+        float(np.sqrt(sum(np.sum(np.asarray(g) ** 2) for g in grads[i : i + 2]))) for i in (0, 2)
+    ]
+    recorded = monitor.observation().telemetry["grad_norm"][0, 0]
+    np.testing.assert_allclose(recorded, expected, rtol=1e-4)
+    assert recorded.max() > 1e-3  # clipping did not shrink what was recorded
+
+
+def test_exploding_model_is_stopped_with_the_layer_named(capsys):
+    x, y = _regression(scale=1e4)
+    monitor = Monitor(probe=(x, y), stop_on="critical")
+    history = _mlp().fit(x, y, epochs=20, batch_size=32, callbacks=[monitor], verbose=0)
+    assert len(history.history["loss"]) == 1  # stopped in the first epoch
+    bad = monitor.first_nonfinite
+    assert bad is not None and bad.epoch == 1 and bad.layer is not None
+    assert bad.direction in ("forward", "backward")
+    ids = [f.id for f in monitor.findings()]
+    assert ids[0] == "exploding_gradients"
+    printed = capsys.readouterr().out
+    assert "stopped training" in printed and "Exploding gradients" in printed
+
+
+def test_dead_relus_in_a_convolutional_model_are_found():
+    """Any model: a CNN whose ReLUs all die (a large negative bias) is flagged."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 8, 8, 1)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3)) > 0).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        L.Conv2D(4, 3, activation="relu", bias_initializer=keras.initializers.Constant(-50.0)),
+        L.Flatten(),
+        L.Dense(1, activation="sigmoid"),
+    ])  # fmt: skip
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    monitor = Monitor(probe=(x, y))
+    model.fit(x, y, epochs=2, batch_size=32, callbacks=[monitor], verbose=0)
+    dead = monitor.observation().telemetry["dead_fraction"]
+    assert dead.shape == (1, 2, 1) and dead[0, -1, 0] == 1.0
+    assert "dying_relu" in [f.id for f in monitor.findings()]
+
+
+def test_subclassed_model_gets_weight_and_gradient_statistics():
+    class Tiny(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden, self.out = L.Dense(4, activation="tanh"), L.Dense(1)
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    x, y = _regression(n=64)
+    model = Tiny()
+    model.compile(optimizer="adam", loss="mse")
+    monitor = Monitor(probe=(x, y), every=3)
+    model.fit(x, y, epochs=4, batch_size=32, callbacks=[monitor], verbose=0)
+    grad = monitor.observation().telemetry["grad_norm"][0]
+    assert np.isfinite(grad[[0, 2, 3]]).all() and np.isnan(grad[1]).all()  # 1, 3 and the last
+    assert np.isnan(monitor.observation().telemetry["saturated_fraction"]).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"probe": "x"}, "probe=\\(x_train, y_train\\)"),
+        ({"probe": (np.zeros((3, 2)), np.zeros(2))}, "same number of rows"),
+        ({"probe": (np.zeros((3, 2)), np.zeros(3)), "every": 0}, "every"),
+        ({"probe": (np.zeros((3, 2)), np.zeros(3)), "stop_on": "nan"}, "stop_on"),
+    ],
+)
+def test_bad_arguments_are_one_sentence(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Monitor(**kwargs)
