@@ -1,10 +1,19 @@
 """Shared, session-scoped fixtures: JAX compilation dominates small tests, so tests
 reuse a handful of datasets, model specs and ensemble sizes to hit the same compiled
-programs."""
+programs.
+
+tests/keras/ runs Keras on its JAX backend unless KERAS_BACKEND says otherwise, and is
+skipped where Keras (the keras extra) is not installed."""
+
+import importlib.util
+import os
 
 import pytest
 
 import stablelearn as sl
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+collect_ignore = [] if importlib.util.find_spec("keras") else ["keras"]
 
 
 @pytest.fixture(scope="session")

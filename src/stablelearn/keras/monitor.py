@@ -220,10 +220,12 @@ class Monitor(keras.callbacks.Callback):
         self._localized = False
         self._steps = 0
         self._variables = list(model.trainable_variables)
-        self._layers, outputs_of = self._layer_map(model)
-        self._gradients = probe.gradient_function(model)
-        self._outputs = probe.outputs_function(model, outputs_of) if outputs_of else None
-        self._output_names = [layer.name for layer in outputs_of]
+        if getattr(self, "_compiled_for", None) is not model:  # compile once per model
+            self._layers, outputs_of = self._layer_map(model)
+            self._gradients = probe.gradient_function(model)
+            self._outputs = probe.outputs_function(model, outputs_of) if outputs_of else None
+            self._output_names = [layer.name for layer in outputs_of]
+            self._compiled_for = model
         self._before = probe.weights_of(self._variables)
         self.baseline = _baseline_loss(model, self.probe_x, self.probe_y)
 
