@@ -186,8 +186,14 @@ def _keras_fit(model, data, epochs, batch_size):
     "optimizer",
     [
         lambda: keras.optimizers.SGD(0.01, momentum=0.9, clipnorm=1.0),
-        lambda: keras.optimizers.SGD(0.005, momentum=0.5, nesterov=True, clipvalue=0.5),
-        lambda: keras.optimizers.RMSprop(0.001, momentum=0.2, global_clipnorm=1.0),
+        pytest.param(
+            lambda: keras.optimizers.SGD(0.005, momentum=0.5, nesterov=True, clipvalue=0.5),
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            lambda: keras.optimizers.RMSprop(0.001, momentum=0.2, global_clipnorm=1.0),
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_first_steps_match_keras_with_the_same_weights(optimizer):
@@ -211,6 +217,7 @@ def test_first_steps_match_keras_with_the_same_weights(optimizer):
             assert not ours["bias"].any()  # use_bias=False stays bias-free
 
 
+@pytest.mark.slow
 def test_binary_cross_entropy_steps_match_keras_on_its_backend():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(40, 2))
@@ -224,6 +231,7 @@ def test_binary_cross_entropy_steps_match_keras_on_its_backend():
         np.testing.assert_allclose(ours["kernel"].T, theirs[0], rtol=2e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_saved_model_file_round_trip(tmp_path):
     model = _compiled(
         keras.optimizers.Adam(0.01, clipnorm=1.0), layers=[L.Dense(3, "relu"), L.Dense(1)]

@@ -39,6 +39,7 @@ def files(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_doctor_with_a_keras_model_prints_the_keras_fix(files):
     out = files / "doctor"
     result = runner.invoke(app, [
@@ -60,6 +61,7 @@ def test_doctor_with_a_keras_model_prints_the_keras_fix(files):
         assert "In Keras:" in result.output
 
 
+@pytest.mark.slow
 def test_train_with_a_keras_model(files):
     model = keras.Sequential(
         [keras.Input((2,)), L.Dense(4, activation="tanh"), L.Dense(1, activation="sigmoid")]

@@ -71,6 +71,7 @@ def test_the_gradient_is_the_one_keras_computes_before_clipping():
     assert recorded.max() > 1e-3  # clipping did not shrink what was recorded
 
 
+@pytest.mark.slow
 def test_exploding_model_is_stopped_with_the_layer_named(capsys):
     x, y = _regression(scale=1e4)
     monitor = Monitor(probe=(x, y), stop_on="critical")
@@ -85,6 +86,7 @@ def test_exploding_model_is_stopped_with_the_layer_named(capsys):
     assert "stopped training" in printed and "Exploding gradients" in printed
 
 
+@pytest.mark.slow
 def test_dead_relus_in_a_convolutional_model_are_found():
     """Any model: a CNN whose ReLUs all die (a large negative bias) is flagged."""
     rng = np.random.default_rng(0)
