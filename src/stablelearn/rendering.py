@@ -13,12 +13,12 @@ PAGE_STYLE = (
 )
 
 
-def format_number(value: Any) -> str:
-    """A table cell: '-' for a missing value, 4 significant digits for a float."""
+def format_number(value: Any, digits: int = 4) -> str:
+    """A table cell: '-' for a missing value, `digits` significant digits for a float."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.{digits}g}"
     return str(value)
 
 

@@ -192,15 +192,21 @@ def fit(
     optimizer: Optimizer,
     data: PreparedData,
     seeds: Sequence[int] | int = 1,
+    initial_params: Params | None = None,
     **config: Any,
 ) -> TrainResult:
     """Train `model` once per seed on `data`; `seeds=n` means seeds 0..n-1.
 
     Keyword arguments go to TrainConfig (epochs, batch_size, loss, metrics...); loss and
-    metrics default to the lesson's choice for the data's task.
+    metrics default to the lesson's choice for the data's task. `initial_params` (one
+    model's weights) starts every seed from them; seeds then differ only in the shuffling.
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     run_config = TrainConfig.for_task(data.task, **config)
-    return train(
-        [Run(model, optimizer, data, s, run_config, {"repeat": i}) for i, s in enumerate(seed_list)]
-    )
+    runs = [
+        Run(model, optimizer, data, s, run_config, {"repeat": i}) for i, s in enumerate(seed_list)
+    ]
+    stacked = None
+    if initial_params is not None:
+        stacked = jax.tree.map(lambda leaf: np.stack([leaf] * len(runs)), initial_params)
+    return train(runs, initial_params=stacked)

@@ -150,7 +150,7 @@ def _keras_configuration(
     flags: TrainFlags, n_features: int, task: str, settings: dict[str, Any]
 ) -> tuple[MLP, Optimizer, TrainConfig]:
     """The model, optimizer and training settings of a saved Keras model."""
-    from stablelearn.keras.convert import spec_from_file
+    from stablelearn.keras.convert import check_input_width, spec_from_file
 
     given = [
         f"--{name}"
@@ -160,11 +160,7 @@ def _keras_configuration(
     if given:
         raise ConfigError(f"--model gives the layers; drop {', '.join(given)}.")
     spec = spec_from_file(flags.model_file)
-    if spec.model.input_dim != n_features:
-        raise ConfigError(
-            f"{flags.model_file.name} takes {spec.model.input_dim} input features but "
-            f"{flags.dataset} has {n_features}."
-        )
+    check_input_width(spec, flags.model_file.name, n_features, flags.dataset)
     return spec.model, flags.keras_optimizer(spec.optimizer), spec.train_config(task, **settings)
 
 

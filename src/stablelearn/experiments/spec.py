@@ -263,7 +263,7 @@ def _model_file(top: Fields, data: Dataset, base_dir: Path | None, dropped: tupl
         return None
     if "model" in top.table:
         raise top.error("model_file", "and [model] are alternatives; give one of them.")
-    from stablelearn.keras.convert import spec_from_file
+    from stablelearn.keras.convert import check_input_width, spec_from_file
 
     path = Path(name)
     if not path.is_absolute() and base_dir is not None:
@@ -272,12 +272,11 @@ def _model_file(top: Fields, data: Dataset, base_dir: Path | None, dropped: tupl
         spec = spec_from_file(path, input_dim=None)
     except ConfigError as err:  # the message names the model file
         raise ConfigError(f"{top.source}: {err}") from None
-    if spec.model.input_dim != data.n_features:
-        after = f" after dropping the constant column(s) {', '.join(dropped)}" if dropped else ""
-        raise ConfigError(
-            f"{top.source}: {path.name} takes {spec.model.input_dim} input features but the data "
-            f"({data.name}) has {data.n_features} feature columns{after}."
-        )
+    after = f" after dropping the constant column(s) {', '.join(dropped)}" if dropped else ""
+    try:
+        check_input_width(spec, path.name, data.n_features, f"the data ({data.name})", after)
+    except ConfigError as err:
+        raise ConfigError(f"{top.source}: {err}") from None
     return spec
 
 

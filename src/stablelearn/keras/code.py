@@ -12,12 +12,15 @@ from typing import Any
 from stablelearn.activations import PARAMETRIC, parse_activation
 from stablelearn.data import Scaler
 from stablelearn.initializers import Initializer
+from stablelearn.keras.convert import INITIALIZER_CLASSES
 from stablelearn.model import MLP, Dense
 from stablelearn.optim import CLIP_MODES, Optimizer
 
+# the initializers that take arguments, by their Keras class (the inverse of from_keras' map)
 _INITIALIZER_CLASSES = {
-    "random_uniform": "RandomUniform",
-    "random_normal": "RandomNormal",
+    name: cls
+    for cls, name in INITIALIZER_CLASSES.items()
+    if name in ("random_uniform", "random_normal")
 }
 _SCALERS = {"standard": "StandardScaler", "minmax": "MinMaxScaler", "robust": "RobustScaler"}
 

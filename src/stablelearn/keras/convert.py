@@ -38,8 +38,8 @@ SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU", "E
 ACTIVATION_LAYERS = SUPPORTED_LAYERS[2:]
 SUPPORTED_OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
 # Keras activation names -> stablelearn's (Keras serializes swish as silu)
-_KERAS_ACTIVATIONS = {**{name: name for name in ACTIVATIONS}, "swish": "silu", None: "linear"}
-_INITIALIZER_CLASSES = {
+_KERAS_ACTIVATIONS = {**{name: name for name in ACTIVATIONS}, "swish": "silu"}
+INITIALIZER_CLASSES = {
     "GlorotUniform": "glorot_uniform",
     "GlorotNormal": "glorot_normal",
     "HeUniform": "he_uniform",
@@ -120,25 +120,16 @@ class KerasSpec:
         With weights copied (`weights=True`) every seed starts from them and seeds differ
         only in the shuffling; otherwise each seed draws its own weights.
         """
-        from stablelearn.engine import Run, train
+        from stablelearn.engine import fit
 
         if self.optimizer is None:
             raise ConfigError(
                 f"Keras model {self.name!r} is not compiled; compile it with an optimizer "
                 "(or build the runs yourself with stablelearn.fit and an optimizer)."
             )
-        seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-        run_config = self.train_config(data.task, **config)
-        runs = [
-            Run(self.model, self.optimizer, data, s, run_config, {"repeat": i})
-            for i, s in enumerate(seed_list)
-        ]
-        initial = None
-        if self.params is not None:
-            initial = tuple(
-                {k: np.stack([v] * len(runs)) for k, v in layer.items()} for layer in self.params
-            )
-        return train(runs, initial_params=initial)
+        settings = {"bce_form": self.bce_form, **config}
+        self.train_config(data.task, **settings)  # the compiled loss must fit the task
+        return fit(self.model, self.optimizer, data, seeds, initial_params=self.params, **settings)
 
 
 def _class_name(obj: Any) -> str:
@@ -153,11 +144,10 @@ def _unsupported(what: str, supported: str) -> ConfigError:
     return ConfigError(f"{what} is not supported; stablelearn converts {supported}.")
 
 
-def _layers_supported() -> str:
-    return (
-        "Dense layers with the activation as an argument or as Activation, ReLU, LeakyReLU, "
-        "ELU or Softmax layers"
-    )
+LAYERS_SUPPORTED = (
+    "Dense layers with the activation as an argument or as Activation, ReLU, LeakyReLU, "
+    "ELU or Softmax layers"
+)
 
 
 def _float(value: Any) -> float:
@@ -171,7 +161,7 @@ def keras_activation(name: Any, where: str) -> str:
         return _KERAS_ACTIVATIONS[name]
     if name is None:
         return "linear"
-    known = ", ".join(k for k in _KERAS_ACTIVATIONS if k)
+    known = ", ".join(_KERAS_ACTIVATIONS)
     raise _unsupported(f"{where}: activation {name!r}", f"these activations: {known}")
 
 
@@ -204,7 +194,7 @@ def _activation_of_layer(layer: Any) -> str:
 def keras_initializer(config: Any, where: str) -> Initializer:
     """A serialized Keras initializer (name or {class_name, config}) as stablelearn's."""
     if isinstance(config, str):
-        name = _INITIALIZER_CLASSES.get(config, config)
+        name = INITIALIZER_CLASSES.get(config, config)
         args: dict[str, Any] = {}
     elif isinstance(config, Mapping) and "class_name" in config:
         kind, args = config["class_name"], dict(config.get("config") or {})
@@ -216,14 +206,14 @@ def keras_initializer(config: Any, where: str) -> Initializer:
         elif kind == "Constant" and args.get("value") in (0, 0.0, 1, 1.0):
             name, args = ("ones" if args["value"] == 1 else "zeros"), {}
         else:
-            name = _INITIALIZER_CLASSES.get(kind, kind)
+            name = INITIALIZER_CLASSES.get(kind, kind)
             for key in ("input_axes", "output_axes"):
                 if args.get(key) is None:
                     args.pop(key, None)
     else:
         name = repr(config)
-    known = (*_INITIALIZER_CLASSES, "VarianceScaling matching one of them", "Constant 0 or 1")
-    if name not in _INITIALIZER_CLASSES.values():
+    known = (*INITIALIZER_CLASSES, "VarianceScaling matching one of them", "Constant 0 or 1")
+    if name not in INITIALIZER_CLASSES.values():
         raise _unsupported(
             f"{where}: initializer {name}", f"these initializers: {', '.join(known)}"
         )
@@ -327,7 +317,7 @@ def _dense_specs(layers: Sequence[Any]) -> tuple[list[Dense], list[Any]]:
         elif kind in ACTIVATION_LAYERS:
             activation = _activation_of_layer(layer)
             if not specs:
-                raise _unsupported(f"{where} before the first Dense layer", _layers_supported())
+                raise _unsupported(f"{where} before the first Dense layer", LAYERS_SUPPORTED)
             if specs[-1]["activation"] != "linear":
                 raise _unsupported(
                     f"{where} after {_describe(dense_layers[-1])}, which already applies "
@@ -336,7 +326,7 @@ def _dense_specs(layers: Sequence[Any]) -> tuple[list[Dense], list[Any]]:
                 )
             specs[-1]["activation"] = activation
         else:
-            raise _unsupported(where, _layers_supported())
+            raise _unsupported(where, LAYERS_SUPPORTED)
     if not specs:
         raise ConfigError("The Keras model has no Dense layer.")
     return [Dense(**spec) for spec in specs], dense_layers
@@ -464,6 +454,17 @@ def from_keras(model: Any, *, weights: bool = False, input_dim: int | None = Non
         backend=backend,
         layer_names=tuple(str(layer.name) for layer in dense_layers),
     )
+
+
+def check_input_width(
+    spec: KerasSpec, file_name: str, n_features: int, data: str, note: str = ""
+) -> None:
+    """A saved model must take as many inputs as the data has feature columns."""
+    if spec.model.input_dim != n_features:
+        raise ConfigError(
+            f"{file_name} takes {spec.model.input_dim} input features but {data} has "
+            f"{n_features} feature columns{note}."
+        )
 
 
 def import_keras() -> Any:

@@ -41,10 +41,10 @@ import numpy as np
 
 from stablelearn.diagnostics import Finding, Observation, diagnose
 from stablelearn.errors import ConfigError
-from stablelearn.keras import probe
+from stablelearn.keras import convert, probe
 from stablelearn.telemetry import SIGMOID_SATURATION, TANH_SATURATION
 
-ACTIVATION_LAYERS = ("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU")
+ACTIVATION_LAYERS = (*convert.ACTIVATION_LAYERS, "PReLU")
 STOP_ON = (None, "critical", "warning")
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
@@ -204,7 +204,6 @@ class Monitor(keras.callbacks.Callback):
         self._records = _Records()
         self._layers: list[_Layer] = []
         self._epoch = 0
-        self._steps = 0
         self._steps_per_epoch = 0
         self._seen_nonfinite = False
         self._localized = False
@@ -218,7 +217,6 @@ class Monitor(keras.callbacks.Callback):
         self._records = _Records()
         self.first_nonfinite, self.stopped_by, self._seen_nonfinite = None, None, False
         self._localized = False
-        self._steps = 0
         self._variables = list(model.trainable_variables)
         if getattr(self, "_compiled_for", None) is not model:  # compile once per model
             self._layers, outputs_of = self._layer_map(model)
@@ -290,9 +288,9 @@ class Monitor(keras.callbacks.Callback):
 
     def _probe(self, epoch: int) -> None:
         weights = probe.weights_of(self._variables)
-        loss, grads = self._gradients(self.probe_x, self.probe_y)
+        _, grads = self._gradients(self.probe_x, self.probe_y)
         outputs = self._outputs(self.probe_x) if self._outputs else None
-        self._last_probe = (weights, grads, outputs, loss)
+        self._last_probe = (weights, grads, outputs)
         stats: dict[str, list[float]] = {
             k: [] for k in ("grad_norm", "grad_abs_max", "weight_norm", "update_ratio")
         }
@@ -318,7 +316,6 @@ class Monitor(keras.callbacks.Callback):
         point = {k: np.asarray(v, np.float64) for k, v in stats.items()}
         point["dead_fraction"] = np.asarray(dead, np.float64)
         point["saturated_fraction"] = np.asarray(saturated, np.float64)
-        point["probe_loss"] = np.float64(loss)
         self._records.points[epoch] = point
         self._before = weights
 
@@ -326,12 +323,9 @@ class Monitor(keras.callbacks.Callback):
         """Name the layer where the first non-finite value came from (see the module docstring)."""
         self._localized = True
         bad = self.first_nonfinite
-        weights, grads, outputs, _ = self._last_probe
+        weights, grads, outputs = self._last_probe
         names = [layer.name for layer in self._layers]
-        broken = [
-            j for j, layer in enumerate(self._layers)
-            if not all(np.isfinite(weights[i]).all() for i in layer.variables)
-        ]  # fmt: skip
+        broken = self._nonfinite_layers(weights)
         if broken:
             bad.layer, bad.direction = names[broken[-1]], "backward"
             bad.how = (
@@ -345,15 +339,19 @@ class Monitor(keras.callbacks.Callback):
                     bad.layer, bad.direction = name, "forward"
                     bad.how = "Its output on the probe batch overflows with the current weights."
                     return
-        deepest = [
-            j for j, layer in enumerate(self._layers)
-            if not all(np.isfinite(grads[i]).all() for i in layer.variables)
-        ]  # fmt: skip
+        deepest = self._nonfinite_layers(grads)
         if deepest:
             bad.layer, bad.direction = names[deepest[-1]], "backward"
             bad.how = "Its gradient on the probe batch is non-finite."
         else:
             bad.how = "The weights and the probe batch stay finite; the bad values came from that batch's data."
+
+    def _nonfinite_layers(self, arrays: Sequence[np.ndarray]) -> list[int]:
+        """Positions of the layers with a non-finite value among their variables' `arrays`."""
+        return [
+            j for j, layer in enumerate(self._layers)
+            if not all(np.isfinite(arrays[i]).all() for i in layer.variables)
+        ]  # fmt: skip
 
     def observation(self) -> Observation:
         """What was recorded, as the detectors read it (one model)."""

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from stablelearn.doctor.report import SCHEMA_VERSION, finding_json
 from stablelearn.figures import note, save
 from stablelearn.io import atomic_folder, json_safe, write_json
-from stablelearn.rendering import embedded_image, html_page
+from stablelearn.rendering import embedded_image, format_number, html_page
 
 
 def monitor_json(monitor: Any) -> dict[str, Any]:
@@ -97,7 +97,9 @@ def write_monitor_report(monitor: Any, target: Path) -> Path:
         )
         rows = "".join(
             "<tr>"
-            + "".join(f"<td>{html.escape(_cell(row.get(k)))}</td>" for k in _COLUMNS)
+            + "".join(
+                f"<td>{html.escape(format_number(row.get(k), digits=3))}</td>" for k in _COLUMNS
+            )
             + "</tr>"
             for row in doc["layers"]
             if row["epoch"] == doc["epochs"]
@@ -118,11 +120,3 @@ def write_monitor_report(monitor: Any, target: Path) -> Path:
 
 _COLUMNS = ("layer", "activation", "grad_norm", "grad_abs_max", "weight_norm", "update_ratio",
             "dead_fraction", "saturated_fraction")  # fmt: skip
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
