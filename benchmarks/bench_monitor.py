@@ -5,7 +5,10 @@ Two models on Keras' JAX backend (KERAS_BACKEND overrides): the lesson's regress
 images). Each fit runs `--epochs` epochs after a one-epoch warm-up fit of the same model
 and callback, so both sides are compiled ("steady state"); the Monitor's one-time setup
 (compiling its probe, once per model) is timed separately ("setup"). The median of
-`--repeats` fits is reported, with the ratio to the plain fit.
+`--repeats` fits (variants interleaved) and the best one (as timeit reports: the least
+disturbed by other load on the machine) are reported, with their ratios to the plain fit.
+Last, one probe is timed directly: the Monitor's own work per probed epoch, free of the
+fit's noise.
 
     python benchmarks/bench_monitor.py --epochs 50 --repeats 5
 """
@@ -66,15 +69,26 @@ def cnn_case():
     return "CNN 2 conv", build, x, y
 
 
-def timed_fit(build, x, y, epochs, callbacks):
-    """(steady-state seconds, warm-up seconds) of one model with one callback list."""
+def warmed(build, x, y, callbacks):
+    """A compiled model with its callbacks, and the seconds its one-epoch warm-up took."""
     model, chosen = build(), callbacks()
     start = time.perf_counter()
-    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=chosen)  # compile
-    warm_up = time.perf_counter() - start
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=chosen)
+    return model, chosen, time.perf_counter() - start
+
+
+def timed_fit(model, chosen, x, y, epochs):
     start = time.perf_counter()
     model.fit(x, y, epochs=epochs, batch_size=32, verbose=0, callbacks=chosen)
-    return time.perf_counter() - start, warm_up
+    return time.perf_counter() - start
+
+
+def probe_seconds(monitor, calls=50):
+    """Seconds per probe, called directly (the Monitor's part of an epoch, without noise)."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        monitor._probe(1)
+    return (time.perf_counter() - start) / calls
 
 
 def main() -> None:
@@ -83,7 +97,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(
-        f"backend {keras.backend.backend()}, {os.cpu_count()} CPUs, {args.epochs} epochs, median of {args.repeats}"
+        f"backend {keras.backend.backend()}, {os.cpu_count()} CPUs, {args.epochs} epochs, "
+        f"median of {args.repeats} (variants interleaved)"
     )
     for name, build, x, y in (mlp_case(), cnn_case()):
         probe = (x, y)
@@ -93,16 +108,26 @@ def main() -> None:
             "Monitor stop_on='critical'": lambda p=probe: [Monitor(probe=p, stop_on="critical")],
             "Monitor every=5": lambda p=probe: [Monitor(probe=p, every=5)],
         }
-        base = base_warm = None
-        for label, callbacks in variants.items():
-            runs = [timed_fit(build, x, y, args.epochs, callbacks) for _ in range(args.repeats)]
-            median = statistics.median(t for t, _ in runs)
-            warm = statistics.median(w for _, w in runs)
-            base, base_warm = base or median, base_warm or warm
+        prepared = {label: warmed(build, x, y, cb) for label, cb in variants.items()}
+        times = {label: [] for label in variants}
+        for _ in range(args.repeats):  # round robin, so drifting machine load hits all alike
+            for label, (model, chosen, _) in prepared.items():
+                times[label].append(timed_fit(model, chosen, x, y, args.epochs))
+        base, base_best = statistics.median(times["plain fit"]), min(times["plain fit"])
+        base_warm = prepared["plain fit"][2]
+        for label, (_, _, warm) in prepared.items():
+            median, best = statistics.median(times[label]), min(times[label])
             print(
-                f"{name:12s} {label:32s} steady {median:6.2f} s  x{median / base:.3f}   "
-                f"setup +{warm - base_warm:5.2f} s ({median / args.epochs * 1000:.1f} ms/epoch)"
+                f"{name:12s} {label:32s} median {median:6.2f} s x{median / base:.3f}  "
+                f"best {best:6.2f} s x{best / base_best:.3f}  setup +{warm - base_warm:5.2f} s "
+                f"({best / args.epochs * 1000:.1f} ms/epoch)"
             )
+        monitor = prepared["Monitor (default: every epoch)"][1][0]
+        per_probe = probe_seconds(monitor)
+        print(
+            f"{name:12s} one probe {per_probe * 1000:.2f} ms = "
+            f"{per_probe / (base / args.epochs):.1%} of a plain epoch"
+        )
 
 
 if __name__ == "__main__":

@@ -71,6 +71,44 @@ def test_the_gradient_is_the_one_keras_computes_before_clipping():
     assert recorded.max() > 1e-3  # clipping did not shrink what was recorded
 
 
+def test_weight_norms_and_update_ratios_are_those_of_the_weights_keras_trained():
+    """The probe's device-side statistics equal NumPy's on the weights at each epoch's end."""
+
+    class Weights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seen = [[np.array(v) for v in self.model.get_weights()]]
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append([np.array(v) for v in self.model.get_weights()])
+
+    x, y = _regression(n=64)
+    weights, monitor = Weights(), Monitor(probe=(x, y))
+    _mlp().fit(x, y, epochs=3, batch_size=32, callbacks=[weights, monitor], verbose=0)
+    telemetry = monitor.observation().telemetry
+
+    def norm(arrays):
+        return np.sqrt(sum(np.sum(np.square(a.astype(np.float64))) for a in arrays))
+
+    for epoch in range(3):
+        now, before = weights.seen[epoch + 1], weights.seen[epoch]
+        for layer, (k, b) in enumerate([(0, 1), (2, 3)]):
+            moved = norm([now[k] - before[k], now[b] - before[b]])
+            expected = moved / norm([before[k], before[b]])
+            recorded = telemetry["update_ratio"][0, epoch, layer]
+            np.testing.assert_allclose(recorded, expected, rtol=1e-4)
+            np.testing.assert_allclose(
+                telemetry["weight_norm"][0, epoch, layer], norm([now[k], now[b]]), rtol=1e-5
+            )
+
+
+def test_the_default_probe_is_a_sixteenth_of_the_rows_within_bounds():
+    x, y = np.zeros((1600, 2), "float32"), np.zeros(1600, "float32")
+    assert len(Monitor(probe=(x, y)).probe_x) == 100
+    assert len(Monitor(probe=(x[:100], y[:100])).probe_x) == 32
+    assert len(Monitor(probe=(x[:10], y[:10])).probe_x) == 10
+    assert len(Monitor(probe=(np.zeros((9000, 2)), np.zeros(9000))).probe_x) == 256
+
+
 @pytest.mark.slow
 def test_exploding_model_is_stopped_with_the_layer_named(capsys):
     x, y = _regression(scale=1e4)

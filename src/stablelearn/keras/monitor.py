@@ -7,7 +7,8 @@ engine watches its own models, and says what went wrong.
 
 What it records, per layer with trainable weights (a Dense, a Conv, an LSTM, a nested
 model...), at the end of epoch 1, then every `every` epochs and at the last epoch, on a
-fixed probe batch of at most `probe_size` training rows (seeded):
+fixed probe batch of `probe_size` training rows (seeded; by default 1/16 of the rows
+given, between 32 and 256, so that a probe costs a few percent of an epoch):
 - the gradient's L2 norm and largest entry, before any clipping (computed on the probe);
 - the weight norm, and the update/weight ratio ||w - w_before|| / ||w_before|| since the
   previous probe;
@@ -31,7 +32,6 @@ async-safe so Keras need not wait for it; probes run between epochs.
 """
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,10 @@ import numpy as np
 from stablelearn.diagnostics import Finding, Observation, diagnose
 from stablelearn.errors import ConfigError
 from stablelearn.keras import convert, probe
-from stablelearn.telemetry import SIGMOID_SATURATION, TANH_SATURATION
 
 ACTIVATION_LAYERS = (*convert.ACTIVATION_LAYERS, "PReLU")
 STOP_ON = (None, "critical", "warning")
+MIN_PROBE_ROWS, MAX_PROBE_ROWS = 32, 256
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -77,7 +77,6 @@ class _Layer:
 
     name: str
     variables: list[int]  # indices into model.trainable_variables
-    unit_output: int | None  # index into the probe's outputs
     kind: str  # the activation's family: relu, tanh, sigmoid, ... ("" if unknown)
     channels_axis: int = -1
 
@@ -98,29 +97,6 @@ def _activation_name(layer: Any) -> str:
         return "softmax"
     activation = getattr(layer, "activation", None)
     return getattr(activation, "__name__", "") if activation is not None else ""
-
-
-def _norm(arrays: Sequence[np.ndarray]) -> float:
-    with np.errstate(over="ignore", invalid="ignore"):
-        return float(math.sqrt(sum(float(np.sum(np.square(a, dtype=np.float64))) for a in arrays)))
-
-
-def _abs_max(arrays: Sequence[np.ndarray]) -> float:
-    finite = [np.abs(a[np.isfinite(a)]) for a in arrays]
-    return float(max((f.max() for f in finite if f.size), default=0.0))
-
-
-def _unit_stats(kind: str, h: np.ndarray, axis: int) -> tuple[float, float]:
-    """(dead fraction, saturated fraction) of one activation output; NaN where not applicable."""
-    dead = saturated = math.nan
-    if kind in ("relu", "relu6"):
-        units = np.moveaxis(h, axis, -1).reshape(-1, h.shape[axis])
-        dead = float(np.mean(np.all(units <= 0, axis=0)))
-    elif kind == "tanh":
-        saturated = float(np.mean(np.abs(h) > TANH_SATURATION))
-    elif kind == "sigmoid":
-        saturated = float(np.mean((h < SIGMOID_SATURATION) | (h > 1 - SIGMOID_SATURATION)))
-    return dead, saturated
 
 
 def _baseline_loss(model: Any, x: Any, y: np.ndarray) -> float:
@@ -154,7 +130,8 @@ def _baseline_loss(model: Any, x: Any, y: np.ndarray) -> float:
 class Monitor(keras.callbacks.Callback):
     """Watch a Keras 3 model train; see the module docstring for what is recorded.
 
-    probe: (x, y) training data; a fixed subset of `probe_size` rows is the probe batch.
+    probe: (x, y) training data; a fixed subset of `probe_size` rows is the probe batch
+        (default: len(x) / 16, at least 32 and at most 256 rows).
     every: probe every this many epochs (epoch 1 and the last are always probed).
     stop_on: None, "critical" or "warning": stop training at the first finding that severe.
     out: a folder to write the diagnosis to at the end of training.
@@ -170,7 +147,7 @@ class Monitor(keras.callbacks.Callback):
         probe: tuple[Any, Any],
         *,
         every: int = 1,
-        probe_size: int = 256,
+        probe_size: int | None = None,
         stop_on: str | None = None,
         out: str | Path | None = None,
         seed: int = 0,
@@ -183,7 +160,7 @@ class Monitor(keras.callbacks.Callback):
             )
         if not isinstance(every, int) or every < 1:
             raise ConfigError(f"Monitor every must be a positive integer, got {every!r}.")
-        if not isinstance(probe_size, int) or probe_size < 1:
+        if probe_size is not None and (not isinstance(probe_size, int) or probe_size < 1):
             raise ConfigError(f"Monitor probe_size must be a positive integer, got {probe_size!r}.")
         if stop_on not in STOP_ON:
             raise ConfigError(
@@ -194,6 +171,8 @@ class Monitor(keras.callbacks.Callback):
             raise ConfigError(
                 f"Monitor probe x and y need the same number of rows (at least one), got {len(x)} and {len(y)}."
             )
+        if probe_size is None:
+            probe_size = min(MAX_PROBE_ROWS, max(MIN_PROBE_ROWS, math.ceil(len(x) / 16)))
         rows = np.sort(np.random.default_rng(seed).permutation(len(x))[:probe_size])
         self.probe_x, self.probe_y = x[rows], y[rows]
         self.every, self.stop_on, self.out, self.verbose = every, stop_on, out, verbose
@@ -220,11 +199,14 @@ class Monitor(keras.callbacks.Callback):
         self._variables = list(model.trainable_variables)
         if getattr(self, "_compiled_for", None) is not model:  # compile once per model
             self._layers, outputs_of = self._layer_map(model)
-            self._gradients = probe.gradient_function(model)
-            self._outputs = probe.outputs_function(model, outputs_of) if outputs_of else None
+            plan = probe.ProbePlan(
+                layer_variables=tuple(tuple(layer.variables) for layer in self._layers),
+                output_kinds=tuple((layer.kind, layer.channels_axis) for layer in self._layers),
+            )
+            self._prober = probe.probe_function(model, plan, outputs_of)
             self._output_names = [layer.name for layer in outputs_of]
             self._compiled_for = model
-        self._before = probe.weights_of(self._variables)
+        self._before = probe.snapshot(model)
         self.baseline = _baseline_loss(model, self.probe_x, self.probe_y)
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
@@ -281,77 +263,53 @@ class Monitor(keras.callbacks.Callback):
                 reader, kind = following, _activation_name(following)
             axis = 1 if getattr(layer, "data_format", "channels_last") == "channels_first" else -1
             outputs_of.append(reader)
-            weighted.append(_Layer(layer.name, variables, len(outputs_of) - 1, kind, axis))
+            weighted.append(_Layer(layer.name, variables, kind, axis))
         if not weighted:
             raise ConfigError("Monitor found no layer with trainable weights in the model.")
         return weighted, outputs_of
 
     def _probe(self, epoch: int) -> None:
-        weights = probe.weights_of(self._variables)
-        _, grads = self._gradients(self.probe_x, self.probe_y)
-        outputs = self._outputs(self.probe_x) if self._outputs else None
-        self._last_probe = (weights, grads, outputs)
-        stats: dict[str, list[float]] = {
-            k: [] for k in ("grad_norm", "grad_abs_max", "weight_norm", "update_ratio")
+        numbers, self._before = self._prober(self.probe_x, self.probe_y, self._before)
+        self._last_probe = numbers
+        # a probe through non-finite weights or gradients measures nothing: NaN
+        finite = numbers.weights_finite & numbers.grads_finite
+        with np.errstate(all="ignore"):
+            ratio = numbers.moved_norm / np.maximum(numbers.before_norm, 1e-12)
+        hidden = len(self._layers) - 1
+        point = {
+            "grad_norm": np.where(finite, numbers.grad_norm, np.nan),
+            "grad_abs_max": np.where(finite, numbers.grad_abs_max, np.nan),
+            "weight_norm": numbers.weight_norm,
+            "update_ratio": np.where(finite, ratio, np.nan),
+            "dead_fraction": numbers.dead_fraction[:hidden],
+            "saturated_fraction": numbers.saturated_fraction[:hidden],
         }
-        dead, saturated = [], []
-        for j, layer in enumerate(self._layers):
-            w = [weights[i] for i in layer.variables]
-            g = [grads[i] for i in layer.variables]
-            before = [self._before[i] for i in layer.variables]
-            # a probe through non-finite weights or gradients measures nothing: NaN
-            finite = all(np.isfinite(a).all() for a in (*w, *g))
-            stats["grad_norm"].append(_norm(g) if finite else math.nan)
-            stats["grad_abs_max"].append(_abs_max(g) if finite else math.nan)
-            stats["weight_norm"].append(_norm(w))
-            with np.errstate(all="ignore"):
-                moved = _norm([a - b for a, b in zip(w, before, strict=True)])
-            stats["update_ratio"].append(moved / max(_norm(before), 1e-12) if finite else math.nan)
-            if j < len(self._layers) - 1:
-                d, s = (math.nan, math.nan)
-                if outputs is not None and layer.unit_output is not None:
-                    d, s = _unit_stats(layer.kind, outputs[layer.unit_output], layer.channels_axis)
-                dead.append(d)
-                saturated.append(s)
-        point = {k: np.asarray(v, np.float64) for k, v in stats.items()}
-        point["dead_fraction"] = np.asarray(dead, np.float64)
-        point["saturated_fraction"] = np.asarray(saturated, np.float64)
         self._records.points[epoch] = point
-        self._before = weights
 
     def _localize(self) -> None:
         """Name the layer where the first non-finite value came from (see the module docstring)."""
         self._localized = True
-        bad = self.first_nonfinite
-        weights, grads, outputs = self._last_probe
+        bad, numbers = self.first_nonfinite, self._last_probe
         names = [layer.name for layer in self._layers]
-        broken = self._nonfinite_layers(weights)
-        if broken:
+        broken = np.flatnonzero(~numbers.weights_finite)
+        if broken.size:
             bad.layer, bad.direction = names[broken[-1]], "backward"
             bad.how = (
-                f"Its update made the weights of {len(broken)} layer(s) non-finite, from "
+                f"Its update made the weights of {broken.size} layer(s) non-finite, from "
                 f"{names[broken[-1]]!r} back to {names[broken[0]]!r}."
             )
             return
-        if outputs is not None:
-            for name, value in zip(self._output_names, outputs, strict=True):
-                if not np.isfinite(value).all():
-                    bad.layer, bad.direction = name, "forward"
-                    bad.how = "Its output on the probe batch overflows with the current weights."
-                    return
-        deepest = self._nonfinite_layers(grads)
-        if deepest:
+        overflowing = np.flatnonzero(~numbers.outputs_finite)
+        if overflowing.size:
+            bad.layer, bad.direction = self._output_names[overflowing[0]], "forward"
+            bad.how = "Its output on the probe batch overflows with the current weights."
+            return
+        deepest = np.flatnonzero(~numbers.grads_finite)
+        if deepest.size:
             bad.layer, bad.direction = names[deepest[-1]], "backward"
             bad.how = "Its gradient on the probe batch is non-finite."
         else:
             bad.how = "The weights and the probe batch stay finite; the bad values came from that batch's data."
-
-    def _nonfinite_layers(self, arrays: Sequence[np.ndarray]) -> list[int]:
-        """Positions of the layers with a non-finite value among their variables' `arrays`."""
-        return [
-            j for j, layer in enumerate(self._layers)
-            if not all(np.isfinite(arrays[i]).all() for i in layer.variables)
-        ]  # fmt: skip
 
     def observation(self) -> Observation:
         """What was recorded, as the detectors read it (one model)."""
