@@ -46,7 +46,8 @@ def lesson_sgd() -> sl.SGD:
 
 # two compiled groups (depth 1 and 2) of 2 cells x 3 repeats: small, but enough to
 # interrupt between groups; sweep tests share it to share its two compiled programs
-TWO_GROUPS = {"model.depth": [1, 2], "optimizer.learning_rate": [0.01, 0.001]}
+# widths differ, so the cells cannot be packed into one program: two groups
+TWO_GROUPS = {"model.units": [4, 8], "optimizer.learning_rate": [0.01, 0.001]}
 
 
 def small_sweep(**changes) -> dict:

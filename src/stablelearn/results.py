@@ -59,6 +59,9 @@ class GroupOutput:
     prepare_s: float
     compile_s: float
     train_s: float
+    # models of different depths packed in one program: each model's layers among
+    # `params` (None: every model has them all)
+    model_layers: tuple[tuple[int, ...], ...] | None = None
 
 
 def divergence_record(diverged_epoch: int) -> dict[str, Any]:
@@ -225,7 +228,10 @@ def _stitch_per_model(n: int, groups: Sequence[GroupOutput]) -> tuple[list, list
         for k, i in enumerate(group.indices):
             train_pred[i] = group.train_predictions[k]
             test_pred[i] = group.test_predictions[k]
-            params[i] = [{name: leaf[k] for name, leaf in layer.items()} for layer in group.params]
+            layers = group.params
+            if group.model_layers is not None:
+                layers = [group.params[slot] for slot in group.model_layers[k]]
+            params[i] = [{name: leaf[k] for name, leaf in layer.items()} for layer in layers]
     return train_pred, test_pred, params
 
 

@@ -90,9 +90,15 @@ def activation_stats(model: MLP, params: Params, x_t: jax.Array) -> dict[str, ja
     if not model.hidden:
         return {"dead_fraction": jnp.zeros((0,)), "saturated_fraction": jnp.zeros((0,))}
     _, activations = forward_layers(model, params, x_t)
+    kinds = [activation_kind(layer.activation) for layer in model.hidden]
+    return unit_fractions(activations[:-1], kinds)
+
+
+def unit_fractions(hidden: list[jax.Array], kinds: list[str]) -> dict[str, jax.Array]:
+    """Dead and saturated fractions of hidden activations [units, rows], each read as the
+    activation family given for it (NaN where that family cannot die or saturate)."""
     dead, saturated = [], []
-    for layer, h in zip(model.hidden, activations[:-1], strict=False):
-        kind = activation_kind(layer.activation)
+    for kind, h in zip(kinds, hidden, strict=True):
         if kind in ("relu", "relu6"):
             dead.append(jnp.mean(jnp.all(h <= 0, axis=1)))
         else:

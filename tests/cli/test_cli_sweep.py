@@ -22,8 +22,8 @@ def test_sweep_trains_writes_and_resumes(tmp_path):
     out = tmp_path / "out"
     result = invoke("sweep", str(path), "--out", str(out), "--quiet", env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "depth=2, learning_rate=0.001" in result.output
-    assert "Baseline: depth=1, learning_rate=0.01" in result.output
+    assert "units=8, learning_rate=0.001" in result.output
+    assert "Baseline: units=4, learning_rate=0.01" in result.output
     assert "12 models in 2 compiled groups" in result.output
     summary = json.loads((out / "sweep.json").read_text())
     assert summary["timing"]["groups_resumed"] == 0

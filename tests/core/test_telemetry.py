@@ -271,7 +271,7 @@ def test_models_of_different_depths_are_padded_with_nan(relu_net, data, full_bat
         sl.Run(deeper, sl.SGD(LR, 0.0), data, SEED, FULL_BATCH),
     ]
     result = sl.train(runs)
-    assert result.timing.programs == 2
+    assert result.timing.programs == 1  # packed: the shallow model skips the second slot
     t = result.telemetry
     assert t["grad_norm"].shape == (2, EPOCHS, 3)
     assert t["dead_fraction"].shape == (2, EPOCHS, 2)
@@ -279,7 +279,7 @@ def test_models_of_different_depths_are_padded_with_nan(relu_net, data, full_bat
     assert np.isfinite(t["grad_norm"][1]).all() and np.isfinite(t["dead_fraction"][1]).all()
     # the shallow model's numbers are those it gets when trained alone
     np.testing.assert_allclose(
-        t["grad_norm"][0, :, :2], full_batch.telemetry["grad_norm"][0], rtol=1e-6
+        t["grad_norm"][0, :, :2], full_batch.telemetry["grad_norm"][0], rtol=1e-5
     )
     assert result.layer_names(1) == ["hidden_1", "hidden_2", "output"]
     assert t["first_nonfinite_step"].tolist() == [-1, -1]

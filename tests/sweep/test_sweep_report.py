@@ -64,8 +64,8 @@ def test_cell_statistics_match_hand_computation(result):
         assert (cell["success"]["ci_low"], cell["success"]["ci_high"]) == ci
     assert cells[1]["diverged"] == 2 and cells[1]["diverged_epoch_median"] == 2.5
     assert cells[0]["diverged"] == 0 and cells[0]["diverged_epoch_median"] is None
-    assert cells[3]["values"] == {"depth": 2, "learning_rate": 0.001}
-    assert cells[3]["labels"] == {"depth": "2", "learning_rate": "0.001"}
+    assert cells[3]["values"] == {"units": 8, "learning_rate": 0.001}
+    assert cells[3]["labels"] == {"units": "8", "learning_rate": "0.001"}
 
 
 @pytest.mark.slow
@@ -96,21 +96,21 @@ def test_outputs_are_written_and_valid(result, schema, tmp_path):
     saved = json.loads((tmp_path / "sweep.json").read_text())
     jsonschema.validate(saved, schema)
     assert saved["figures"] == ["metric.png", "success.png", "heat_map.png"]
-    assert saved["baseline"] == "depth=1, learning_rate=0.01"
+    assert saved["baseline"] == "units=4, learning_rate=0.01"
     assert saved["timing"]["models"] == 12 and saved["timing"]["groups"] == 2
     assert summary["cells"][0]["label"] == saved["cells"][0]["label"]
     with (tmp_path / "cells.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["cell"] for r in rows] == [c.label for c in result.sweep.cells]
-    assert rows[3]["depth"] == "2" and rows[3]["learning_rate"] == "0.001"
+    assert rows[3]["units"] == "8" and rows[3]["learning_rate"] == "0.001"
     assert float(rows[0]["test_rmse_original_median"]) == saved["cells"][0]["metric"]["median"]
     with (tmp_path / "models.csv").open() as handle:
         models = list(csv.DictReader(handle))
-    assert len(models) == 12 and models[4]["cell"] == "depth=1, learning_rate=0.001"
+    assert len(models) == 12 and models[4]["cell"] == "units=4, learning_rate=0.001"
     assert float(models[4]["test_rmse_original"]) == result.test_scores["rmse_original"][4]
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3
-    assert "depth=2, learning_rate=0.001" in page
+    assert "units=8, learning_rate=0.001" in page
     assert "Holm" in (tmp_path / "report.md").read_text()
 
 

@@ -111,9 +111,9 @@ def test_a_corrupt_or_stale_group_file_is_retrained(sweep, complete, tmp_path):
 
 def test_a_changed_sweep_retrains_only_changed_groups(sweep, complete):
     _, folder = complete
-    changed = small_sweep(axes={"model.depth": [1, 3], "optimizer.learning_rate": [0.01, 0.001]})
+    changed = small_sweep(axes={"model.units": [4, 6], "optimizer.learning_rate": [0.01, 0.001]})
     result = run_sweep(load_sweep_mapping(changed, "s.toml"), folder)
-    assert (result.groups, result.groups_resumed) == (2, 1)  # depth 1 reused
+    assert (result.groups, result.groups_resumed) == (2, 1)  # width 4 reused
 
 
 def test_worker_threads_give_the_same_numbers(sweep, complete, tmp_path):
@@ -128,9 +128,9 @@ def test_saved_groups_are_reused_when_new_values_renumber_the_cells(sweep, compl
     for group in plan_groups(sweep):  # only this sweep's groups: other tests add theirs
         name = f"{GROUPS_FOLDER}/{group.id}.npz"
         shutil.copy(folder / name, tmp_path / name)
-    grown = small_sweep(axes={"model.depth": [3, 1, 2], "optimizer.learning_rate": [0.01, 0.001]})
+    grown = small_sweep(axes={"model.units": [6, 4, 8], "optimizer.learning_rate": [0.01, 0.001]})
     again = run_sweep(load_sweep_mapping(grown, "s.toml"), tmp_path)
-    assert (again.groups, again.groups_resumed) == (3, 2)  # depths 1 and 2 were saved
+    assert (again.groups, again.groups_resumed) == (3, 2)  # widths 4 and 8 were saved
     moved = again.cells >= 2  # the old cells 0-3 are now cells 2-5
     np.testing.assert_array_equal(again.cells[moved] - 2, result.cells)
     for name, values in result.test_scores.items():

@@ -16,13 +16,14 @@ Speed choices (measured, see benchmarks/): per-epoch permutations are drawn with
 (sorting on XLA's CPU backend is slow) from one Generator per model seed and passed in
 as row indices; activations are [units, batch] per model.
 
-Modules: program (what is compiled, and which runs share it), weights (initial
-parameters), batches (minibatch schedules), compilation (the program cache), train
-(grouping, preparation, execution).
+Modules: program (what is compiled, packed programs included), plan (which runs share
+a program), weights (initial parameters), batches (minibatch schedules), compilation
+(the program cache), train (preparation, execution).
 """
 
 from stablelearn.engine.batches import batch_schedule, row_weights
 from stablelearn.engine.compilation import MAX_CACHED_PROGRAMS, release_compiled
+from stablelearn.engine.plan import plan_programs
 from stablelearn.engine.program import Program, compute_model, group_key
 from stablelearn.engine.train import Compiled, execute, fit, prepare_training, train
 from stablelearn.engine.weights import init_ensemble
@@ -44,6 +45,7 @@ __all__ = [
     "fit",
     "group_key",
     "init_ensemble",
+    "plan_programs",
     "prepare_training",
     "release_compiled",
     "row_weights",

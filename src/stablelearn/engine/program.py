@@ -12,10 +12,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from stablelearn import losses, telemetry
-from stablelearn.model import MLP, Dense, Params, forward
+from stablelearn.activations import activation_kind, get_activation
+from stablelearn.model import MLP, Dense, Params
+from stablelearn.model import forward_layers as model_forward_layers
 from stablelearn.optim import (
     OptimizerStructure,
     build_clipping,
@@ -25,6 +28,21 @@ from stablelearn.optim import (
 from stablelearn.runs import Run
 
 ACTIVATION_SAMPLES = 100  # epochs at which dead/saturated units are measured, at most
+SCAN_SLOTS = 32  # packed programs deeper than this scan their slots
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Models of different depths and hidden activations in one program.
+
+    The program's model has `slots` hidden layers of one width; a model of depth d uses
+    the first d and passes its activations through the rest unchanged (a masked slot
+    gets exactly zero gradient, so every optimizer leaves it at zero). Each used slot
+    applies one of `activations`, chosen per model and slot by data.
+    """
+
+    activations: tuple[str, ...]
+    scanned: bool = False  # the slots after the first run as one scanned layer
 
 
 @dataclass(frozen=True)
@@ -38,20 +56,143 @@ class Program:
     bce_form: str
     validation: bool
     telemetry: bool
+    packing: Packing | None = None
 
     @classmethod
     def for_runs(cls, runs: Sequence[Run]) -> "Program":
-        """The program of runs that share a group key (see group_key)."""
+        """The program of runs that the planner put together (see stablelearn.engine.plan)."""
         config = runs[0].config
+        models = {compute_model(r.model) for r in runs}
+        packing = None
+        model = compute_model(runs[0].model)
+        if len(models) > 1:
+            model, packing = packed_model(runs)
         return cls(
-            compute_model(runs[0].model),
+            model,
             optimizer_structure([r.optimizer for r in runs]),
             config.loss,
             config.metrics,
             config.bce_form,
             config.validation,
             config.telemetry,
+            packing,
         )
+
+
+def packed_model(runs: Sequence[Run]) -> tuple[MLP, Packing]:
+    """The slot model and activation set of runs whose models differ in depth or hidden
+    activations only (stablelearn.engine.plan decides which runs these are)."""
+    first = runs[0].model
+    width, use_bias = first.hidden[0].units, first.hidden[0].use_bias
+    slots = max(r.model.depth for r in runs)
+    activations = tuple(sorted({layer.activation for r in runs for layer in r.model.hidden}))
+    hidden = (Dense(width, "linear", use_bias=use_bias),) * slots
+    output = Dense(first.output.units, first.output.activation, use_bias=first.output.use_bias)
+    # scanning compiles one layer for any depth but trained 13% slower at 10 slots and no
+    # faster at 30, where both compiled in 3.8 s: unrolled up to the lesson's depths
+    return MLP(first.input_dim, hidden, output), Packing(activations, slots > SCAN_SLOTS)
+
+
+def model_slots(model: MLP, slots: int) -> tuple[int, ...]:
+    """Where each of the model's layers sits among a packed program's slots (output last)."""
+    return (*range(model.depth), slots)
+
+
+def slot_layout(model: MLP, program: "Program") -> dict[str, np.ndarray]:
+    """One model's per-slot data in a packed program: which hidden slots it uses and which
+    activation (an index into Packing.activations) each applies."""
+    slots = program.model.depth
+    active = np.zeros(slots, bool)
+    active[: model.depth] = True
+    choice = np.zeros(slots, np.int32)
+    for i, layer in enumerate(model.hidden):
+        choice[i] = program.packing.activations.index(layer.activation)
+    return {"active": active, "activation": choice}
+
+
+def unpack_telemetry(
+    telemetry: dict[str, np.ndarray], model_layers: Sequence[Sequence[int]]
+) -> dict[str, np.ndarray]:
+    """A packed program's per-slot telemetry [epochs, models, slots] as each model's own
+    layers (hidden layers, then the output), padded with NaN after them: the slots a
+    model does not use are not reported."""
+    out = dict(telemetry)
+    for key in ("grad_norm", "grad_abs_max", "update_ratio", "weight_norm"):
+        out[key] = _gather_layers(telemetry[key], model_layers)
+    hidden = [layers[:-1] for layers in model_layers]
+    for key in ("dead_fraction", "saturated_fraction"):
+        out[key] = _gather_layers(telemetry[key], hidden)
+    return out
+
+
+def _gather_layers(values: np.ndarray, layers: Sequence[Sequence[int]]) -> np.ndarray:
+    out = np.full(values.shape, np.nan, values.dtype)
+    for m, chosen in enumerate(layers):
+        out[:, m, : len(chosen)] = values[:, m, list(chosen)]
+    return out
+
+
+def forward_layers(
+    program: "Program", params: Params, x_t: jax.Array, layout: dict[str, jax.Array]
+) -> tuple[list[jax.Array], list[jax.Array]]:
+    """Every slot's pre-activation and activation for one model, each [units, batch].
+
+    Unpacked programs run the model as written (stablelearn.model.forward_layers). In a
+    packed one a masked slot passes its input through; `where` takes the chosen value
+    exactly and sends no gradient to what it did not take."""
+    if program.packing is None:
+        return model_forward_layers(program.model, params, x_t)
+    choices = [get_activation(name) for name in program.packing.activations]
+
+    def hidden(p: dict[str, jax.Array], h: jax.Array, choice: jax.Array) -> tuple:
+        z = p["kernel"] @ h
+        if program.model.hidden[0].use_bias:
+            z = z + p["bias"][:, None]
+        applied = choices[0](z)
+        for k, function in enumerate(choices[1:], start=1):
+            applied = jnp.where(choice == k, function(z), applied)
+        return z, applied
+
+    # every packed model has a first hidden layer; the later slots all have one shape,
+    # so deep programs run them as one scanned layer (compiling then does not grow
+    # with the depth)
+    z, h = hidden(params[0], x_t, layout["activation"][0])
+    pre_activations, activations = [z], [h]
+    slots = program.model.depth
+    if slots > 1 and not program.packing.scanned:
+        for i in range(1, slots):
+            z, applied = hidden(params[i], h, layout["activation"][i])
+            h = jnp.where(layout["active"][i], applied, h)
+            pre_activations.append(z)
+            activations.append(h)
+    elif slots > 1:
+
+        def step(h, xs):
+            p, active, choice = xs
+            z, applied = hidden(p, h, choice)
+            h = jnp.where(active, applied, h)
+            return h, (z, h)
+
+        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *params[1:slots])
+        xs = (stacked, layout["active"][1:], layout["activation"][1:])
+        h, (zs, hs) = jax.lax.scan(step, h, xs)
+        pre_activations += [zs[i] for i in range(slots - 1)]
+        activations += [hs[i] for i in range(slots - 1)]
+    output = program.model.output
+    z = params[slots]["kernel"] @ h
+    if output.use_bias:
+        z = z + params[slots]["bias"][:, None]
+    pre_activations.append(z)
+    activations.append(get_activation(output.activation)(z))
+    return pre_activations, activations
+
+
+def forward(
+    program: "Program", params: Params, x_t: jax.Array, layout: dict[str, jax.Array]
+) -> tuple[jax.Array, jax.Array]:
+    """The output layer's (logits, output)."""
+    pre_activations, activations = forward_layers(program, params, x_t, layout)
+    return pre_activations[-1], activations[-1]
 
 
 def compute_model(model: MLP) -> MLP:
@@ -81,10 +222,10 @@ def _predictions(output: jax.Array) -> jax.Array:
 
 
 def _evaluate(
-    program: Program, params: Params, x_t: jax.Array, y: jax.Array
+    program: Program, params: Params, layout: dict[str, jax.Array], x_t: jax.Array, y: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """Loss and metrics of one model on a whole split, plus its predictions."""
-    logits, output = forward(program.model, params, x_t)
+    logits, output = forward(program, params, x_t, layout)
     weights = jnp.ones_like(y)
     per_row = losses.per_example_loss(program.loss, logits, output, y, program.bce_form)
     scores = [losses.weighted_mean(per_row, weights)]
@@ -92,6 +233,31 @@ def _evaluate(
         mean = losses.weighted_mean(losses.per_example_metric(metric, output, y), weights)
         scores.append(losses.finish_metric(metric, mean))
     return jnp.stack(scores), _predictions(output)
+
+
+def _unit_stats(
+    program: Program, params: Params, layout: dict[str, jax.Array], x_t: jax.Array
+) -> dict[str, jax.Array]:
+    """Dead and saturated fractions of each hidden slot on inputs x_t [features, rows]."""
+    if not program.model.hidden:
+        return {"dead_fraction": jnp.zeros((0,)), "saturated_fraction": jnp.zeros((0,))}
+    _, activations = forward_layers(program, params, x_t, layout)
+    hidden = activations[:-1]
+    if program.packing is None:
+        kinds = [activation_kind(layer.activation) for layer in program.model.hidden]
+        return telemetry.unit_fractions(hidden, kinds)
+    # each slot's statistics under every activation family present, then the model's own
+    families = sorted({activation_kind(name) for name in program.packing.activations})
+    family_of = jnp.asarray(
+        [families.index(activation_kind(name)) for name in program.packing.activations]
+    )
+    per_family = [telemetry.unit_fractions(hidden, [f] * len(hidden)) for f in families]
+    chosen = family_of[layout["activation"]]  # [slots]
+    out = {}
+    for key in ("dead_fraction", "saturated_fraction"):
+        stacked = jnp.stack([stats[key] for stats in per_family])  # [families, slots]
+        out[key] = stacked[chosen, jnp.arange(len(hidden))]
+    return out
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -102,6 +268,7 @@ def train_program(
     program: Program,
     params: Params,
     hyperparameters: dict[str, jax.Array],
+    layout: dict[str, jax.Array],
     variant: jax.Array,
     train_x: jax.Array,
     train_y: jax.Array,
@@ -112,7 +279,8 @@ def train_program(
 ) -> dict[str, jax.Array]:
     """All epochs of all models. Shapes: M models, V data variants, E epochs, S steps.
 
-    params and hyperparameters lead with [M]; variant [M] picks each model's data;
+    params, hyperparameters and layout (packed programs: each model's slots, see
+    slot_layout; else empty) lead with [M]; variant [M] picks each model's data;
     train_x [V, N, F]; train_y [V, N]; test_x_t [V, F, Nt]; test_y [V, Nt];
     batch_rows [E, S, M, B] row indices; batch_weights [S, B] (0 marks padding).
     """
@@ -125,13 +293,13 @@ def train_program(
             program.optimizer, hp
         )
 
-    def model_step(params, opt_state, acc, hp, v, rows, weights, step):
+    def model_step(params, opt_state, acc, hp, layout, v, rows, weights, step):
         # one gather of whole rows; indexing the variant first would copy its full split
         x_t = train_x[v, rows].T
         y = train_y[v, rows]
 
         def batch_loss(p):
-            logits, output = forward(program.model, p, x_t)
+            logits, output = forward(program, p, x_t, layout)
             per_row = losses.per_example_loss(program.loss, logits, output, y, program.bce_form)
             return losses.weighted_mean(per_row, weights), output
 
@@ -150,11 +318,12 @@ def train_program(
         new_state = (clip_state, optimizer_state)
         return optax.apply_updates(params, updates), new_state, acc, jnp.stack(sums)
 
-    steps = jax.vmap(model_step, in_axes=(0, 0, 0, 0, 0, 0, None, None))
+    steps = jax.vmap(model_step, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None))
     evaluate = jax.vmap(
-        lambda p, v, x_t, y: _evaluate(program, p, x_t[v], y[v]), in_axes=(0, 0, None, None)
+        lambda p, lay, v, x_t, y: _evaluate(program, p, lay, x_t[v], y[v]),
+        in_axes=(0, 0, 0, None, None),
     )
-    activations = jax.vmap(lambda p, v: telemetry.activation_stats(program.model, p, train_x_t[v]))
+    activations = jax.vmap(lambda p, lay, v: _unit_stats(program, p, lay, train_x_t[v]))
     n_steps = batch_weights.shape[0]
     epoch_stats = jax.vmap(lambda acc, start, end: telemetry.epoch_stats(acc, start, end, n_steps))
 
@@ -162,7 +331,7 @@ def train_program(
         params, opt_state, acc = carry
         rows, weights, index = xs
         params, opt_state, acc, sums = steps(
-            params, opt_state, acc, hyperparameters, variant, rows, weights, index
+            params, opt_state, acc, hyperparameters, layout, variant, rows, weights, index
         )
         return (params, opt_state, acc), sums
 
@@ -173,7 +342,7 @@ def train_program(
 
     def unit_stats(params, index):
         def measure():
-            return activations(params, variant)
+            return activations(params, layout, variant)
 
         def skip():
             return jax.tree.map(
@@ -195,7 +364,7 @@ def train_program(
         out = {"train": jnp.stack(scores, axis=1)}
         out["finite"] = jax.vmap(_all_finite)(params) & jnp.isfinite(means[:, 0])
         if program.validation:
-            out["val"], _ = evaluate(params, variant, test_x_t, test_y)
+            out["val"], _ = evaluate(params, layout, variant, test_x_t, test_y)
         if program.telemetry:
             out["telemetry"] = {**epoch_stats(acc, start, params), **unit_stats(params, index)}
         return (params, opt_state), out
@@ -205,8 +374,8 @@ def train_program(
     )
     xs = (batch_rows, jnp.arange(n_epochs))
     (params, _), history = jax.lax.scan(epoch, (params, opt_state), xs)
-    train_scores, train_pred = evaluate(params, variant, train_x_t, train_y)
-    test_scores, test_pred = evaluate(params, variant, test_x_t, test_y)
+    train_scores, train_pred = evaluate(params, layout, variant, train_x_t, train_y)
+    test_scores, test_pred = evaluate(params, layout, variant, test_x_t, test_y)
     return {
         "history": history,
         "train_scores": train_scores,

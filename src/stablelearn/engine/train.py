@@ -6,6 +6,7 @@ caller can prepare the next study on one core while the current one trains on th
 other (XLA compiles outside the GIL); see stablelearn.scheduler.
 """
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,8 +18,15 @@ import numpy as np
 from stablelearn.data import PreparedData
 from stablelearn.engine.batches import batch_schedule
 from stablelearn.engine.compilation import compiled
-from stablelearn.engine.program import Program, group_key, jitted_train
-from stablelearn.engine.weights import initial_params
+from stablelearn.engine.plan import plan_programs
+from stablelearn.engine.program import (
+    Program,
+    jitted_train,
+    model_slots,
+    slot_layout,
+    unpack_telemetry,
+)
+from stablelearn.engine.weights import initial_params, slot_params
 from stablelearn.errors import ConfigError
 from stablelearn.model import MLP, Params
 from stablelearn.optim import Optimizer, stack_hyperparameters
@@ -34,6 +42,7 @@ class GroupInputs:
 
     params: Params
     hyperparameters: dict[str, np.ndarray]
+    layout: dict[str, np.ndarray]  # packed programs: [M, slots] each (see slot_layout)
     variant: np.ndarray  # [M] which data variant each model trains on
     train_x: np.ndarray  # [V, N, F]
     train_y: np.ndarray  # [V, N]
@@ -44,7 +53,8 @@ class GroupInputs:
 
     def as_args(self) -> tuple:
         return (
-            self.params, self.hyperparameters, self.variant, self.train_x, self.train_y,
+            self.params, self.hyperparameters, self.layout, self.variant, self.train_x,
+            self.train_y,
             self.test_x_t, self.test_y, self.batch_rows, self.batch_weights,
         )  # fmt: skip
 
@@ -58,6 +68,7 @@ class CompiledGroup:
     """One ensemble ready to run: its runs, program, inputs and compiled executable."""
 
     indices: tuple[int, ...]
+    runs: tuple[Run, ...]
     program: Program
     inputs: GroupInputs
     executable: Callable
@@ -81,7 +92,6 @@ def group_inputs(
     preparing them."""
     first = runs[0]
     config = first.config
-    structure = program.optimizer
     variants: list[PreparedData] = []
     variant_of: dict[int, int] = {}
     for run in runs:
@@ -90,16 +100,15 @@ def group_inputs(
             variants.append(run.data)
     start = time.perf_counter()
     if params is None:
-        params = initial_params(runs)
+        params = initial_params(runs) if program.packing is None else slot_params(runs, program)
     rows, weights = batch_schedule(
         [int(r.seed) for r in runs], len(first.data.train_y), config.epochs, config.batch_size,
         config.shuffle,
     )  # fmt: skip
     inputs = GroupInputs(
         params=params,
-        hyperparameters=stack_hyperparameters(
-            [r.optimizer for r in runs], structure, len(first.model.layers)
-        ),
+        hyperparameters=_hyperparameters(runs, program),
+        layout=_layout(runs, program),
         variant=np.asarray([variant_of[id(r.data)] for r in runs], np.int32),
         train_x=np.stack([v.train_x for v in variants]),
         train_y=np.stack([v.train_y for v in variants]),
@@ -111,12 +120,37 @@ def group_inputs(
     return inputs, time.perf_counter() - start
 
 
+def _hyperparameters(runs: Sequence[Run], program: Program) -> dict[str, np.ndarray]:
+    """Each model's numbers; per-layer clip thresholds sit in the model's slots (inf in
+    the slots it does not use, whose gradient is zero anyway)."""
+    optimizers = [r.optimizer for r in runs]
+    n_layers = len(program.model.layers)
+    if program.packing is None:
+        return stack_hyperparameters(optimizers, program.optimizer, n_layers)
+    unclipped = dataclasses.replace(program.optimizer, clip_modes=())
+    stacked = stack_hyperparameters(optimizers, unclipped, n_layers)
+    for mode in program.optimizer.clip_modes:
+        if mode == "global_clipnorm":
+            stacked[mode] = np.stack([o.clip_thresholds(mode, 0) for o in optimizers])
+            continue
+        values = np.full((len(runs), n_layers), np.inf, np.float32)
+        for m, run in enumerate(runs):
+            slots = list(model_slots(run.model, program.model.depth))
+            values[m, slots] = run.optimizer.clip_thresholds(mode, len(slots))
+        stacked[mode] = values
+    return stacked
+
+
+def _layout(runs: Sequence[Run], program: Program) -> dict[str, np.ndarray]:
+    if program.packing is None:
+        return {}
+    layouts = [slot_layout(r.model, program) for r in runs]
+    return {key: np.stack([lay[key] for lay in layouts]) for key in layouts[0]}
+
+
 def _groups(runs: Sequence[Run]) -> list[list[int]]:
-    """Indices of runs that share shapes and code paths, each group one compiled program."""
-    groups: dict[tuple, list[int]] = {}
-    for i, run in enumerate(runs):
-        groups.setdefault(group_key(run), []).append(i)
-    return list(groups.values())
+    """Indices of runs that train together, each group one compiled program."""
+    return plan_programs(runs)
 
 
 def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) -> Compiled:
@@ -146,7 +180,11 @@ def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) 
         program = Program.for_runs(members)
         inputs, prepare_s = group_inputs(members, program, initial_params)
         executable, compile_s = compiled(jitted_train, program, inputs.as_args(), large=True)
-        groups.append(CompiledGroup(tuple(idx), program, inputs, executable, prepare_s, compile_s))
+        groups.append(
+            CompiledGroup(
+                tuple(idx), tuple(members), program, inputs, executable, prepare_s, compile_s
+            )
+        )
     return Compiled(runs, tuple(groups), epochs.pop())
 
 
@@ -155,6 +193,12 @@ def execute(group: CompiledGroup) -> GroupOutput:
     start = time.perf_counter()
     out = jax.tree.map(np.asarray, jax.block_until_ready(group.executable(*group.inputs.as_args())))
     history = out["history"]
+    model_layers = None
+    if group.program.packing is not None:
+        slots = group.program.model.depth
+        model_layers = tuple(model_slots(run.model, slots) for run in group.runs)
+        if "telemetry" in history:
+            history["telemetry"] = unpack_telemetry(history["telemetry"], model_layers)
     return GroupOutput(
         indices=group.indices,
         history_train=history["train"],
@@ -165,6 +209,7 @@ def execute(group: CompiledGroup) -> GroupOutput:
         train_predictions=out["train_pred"],
         test_predictions=out["test_pred"],
         params=tuple(out["params"]),
+        model_layers=model_layers,
         telemetry=history.get("telemetry", {}),
         steps_per_epoch=group.inputs.steps_per_epoch,
         prepare_s=group.prepare_s,

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from stablelearn.engine.compilation import compiled
+from stablelearn.engine.program import Program, model_slots
 from stablelearn.initializers import Initializer, sample
 from stablelearn.model import MLP, Params
 from stablelearn.runs import Run
@@ -72,3 +73,29 @@ def initial_params(runs: Sequence[Run]) -> Params:
     parts = {m: init_ensemble(m, [int(runs[i].seed) for i in idx]) for m, idx in by_model.items()}
     order = np.argsort(np.concatenate(list(by_model.values())), kind="stable")
     return jax.tree.map(lambda *leaves: np.concatenate(leaves)[order], *parts.values())
+
+
+def slot_params(runs: Sequence[Run], program: Program) -> Params:
+    """Seeded weights for a packed program: each model's own layers (drawn exactly as
+    `initial_params` draws them) in its slots, zeros in the slots it does not use."""
+    n = len(runs)
+    slots = program.model.depth
+    fan_in = program.model.input_dim
+    params = []
+    for layer in program.model.layers:
+        params.append(
+            {
+                "kernel": np.zeros((n, layer.units, fan_in), np.float32),
+                "bias": np.zeros((n, layer.units), np.float32),
+            }
+        )
+        fan_in = layer.units
+    by_model: dict[MLP, list[int]] = {}
+    for i, run in enumerate(runs):
+        by_model.setdefault(run.model, []).append(i)
+    for model, idx in by_model.items():
+        drawn = init_ensemble(model, [int(runs[i].seed) for i in idx])
+        for layer_index, slot in enumerate(model_slots(model, slots)):
+            for name in ("kernel", "bias"):
+                params[slot][name][idx] = drawn[layer_index][name]
+    return tuple(params)

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from stablelearn.data import PreparedData
-from stablelearn.engine import group_key
+from stablelearn.engine import plan_programs
 from stablelearn.experiments.overrides import variant_tables
 from stablelearn.experiments.runner import model_cost
 from stablelearn.experiments.spec import Experiment
 from stablelearn.runs import Run
 from stablelearn.sweep.spec import Sweep, first_variant_data
 
-FORMAT_VERSION = 1  # bump when a saved group's content or meaning changes
+FORMAT_VERSION = 2  # bump when a saved group's content or meaning changes (2: packed groups)
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,7 +35,7 @@ class Group:
     @property
     def cost(self) -> float:
         """Relative training cost, as the runner orders experiments."""
-        run = self.runs[0]
+        run = max(self.runs, key=lambda r: r.model.depth)  # packed models compute the deepest
         return len(self.runs) * model_cost(len(run.data.train_y), run.config, run.model)
 
 
@@ -81,13 +81,12 @@ def plan_groups(sweep: Sweep) -> list[Group]:
                 {"cell": cell.label, "repeat": repeat},
             )
             runs.append((run, cell.index, repeat))
-    by_key: dict[tuple, list[tuple[Run, int, int]]] = {}
-    for entry in runs:
-        by_key.setdefault(group_key(entry[0]), []).append(entry)
+    programs = plan_programs([entry[0] for entry in runs])
     digests: dict[int, str] = {}
     tables = [variant_tables(cell.variant) for cell in sweep.cells]
     groups = []
-    for members in by_key.values():
+    for indices in programs:
+        members = [runs[i] for i in indices]
         identity = [
             {
                 "cell": sweep.cells[c].label,

@@ -32,7 +32,7 @@ an `[axes]` table and an optional `[sweep]` table::
 Every cell is one configuration trained `repeats` times; repeat r of every cell uses
 seed `seed + r`, so cells are compared on paired seeds (same batch order, and the same
 starting weights wherever the architecture matches). Cells whose runs share array
-shapes and code paths train together in one compiled program (engine.group_key); each
+shapes and code paths train together in one compiled program (engine.plan_programs); each
 such group is the unit that is saved, skipped on resume, and sent to a Ray worker.
 
 Axis fields: batch_size, epochs, bce_form; data.input_scaler, data.target_scaler;

@@ -1,0 +1,128 @@
+"""Packing: models of different depths and hidden activations trained in one program
+equal the same models trained alone; the planner packs where its cost model says so."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import stablelearn as sl
+from stablelearn.engine import plan_programs, prepare_training
+from stablelearn.engine.plan import _Shape, program_cost
+
+CONFIG = sl.TrainConfig(epochs=3, loss="binary_crossentropy", metrics=("accuracy",))
+ARCHITECTURES = [
+    (1, "relu", "he_uniform"),
+    (3, "tanh", "glorot_uniform"),
+    (2, "relu", "he_uniform"),
+]
+
+
+@pytest.fixture(scope="module")
+def circles():
+    return sl.prepare(sl.lesson_circles(), input_scaler="minmax(-1,1)", n_train=200)
+
+
+def _model(depth, activation, init):
+    return sl.MLP.stack(2, depth, 4, activation, init, output=sl.Dense(1, "sigmoid"))
+
+
+def _runs(data, architectures=ARCHITECTURES, seeds=(0, 1), optimizer=None):
+    optimizer = optimizer or sl.SGD(0.05, momentum=0.9)
+    return [
+        sl.Run(_model(*arch), optimizer, data, seed, CONFIG)
+        for arch in architectures
+        for seed in seeds
+    ]
+
+
+@pytest.fixture(scope="module")
+def packed(circles):
+    runs = _runs(circles)
+    runs[1] = sl.Run(  # per-layer clip thresholds land in the model's own slots
+        runs[1].model, sl.SGD(0.05, momentum=0.9, clipnorm=(0.5, 0.01)), circles, 1, CONFIG
+    )
+    return runs, sl.train(runs)
+
+
+def test_a_packed_model_equals_the_same_model_trained_alone(packed):
+    runs, together = packed
+    assert together.timing.programs == 1
+    for i, run in enumerate(runs):
+        alone = sl.train([run])
+        for name in together.history:
+            np.testing.assert_allclose(
+                together.history[name][i], alone.history[name][0], rtol=1e-5, err_msg=name
+            )
+        for name in together.test_scores:
+            np.testing.assert_allclose(
+                together.test_scores[name][i], alone.test_scores[name][0], rtol=1e-5
+            )
+        layers = len(run.model.layers)
+        for key in ("grad_norm", "update_ratio", "weight_norm"):
+            mine = together.telemetry[key][i]
+            np.testing.assert_allclose(mine[:, :layers], alone.telemetry[key][0], rtol=1e-5)
+            assert np.isnan(mine[:, layers:]).all()  # slots it does not use are not reported
+        dead = together.telemetry["dead_fraction"][i, :, : run.model.depth]
+        np.testing.assert_allclose(dead, alone.telemetry["dead_fraction"][0], rtol=1e-5)
+        assert [p["kernel"].shape for p in together.final_params[i]] == [
+            p["kernel"].shape for p in alone.final_params[0]
+        ]
+        assert together.layer_names(i) == alone.layer_names(0)
+
+
+def test_slots_a_model_does_not_use_stay_exactly_zero(circles):
+    compiled = prepare_training(_runs(circles))
+    (group,) = compiled.groups
+    assert group.program.packing is not None
+    assert group.program.packing.activations == ("relu", "tanh")
+    from stablelearn.engine import execute
+
+    out = execute(group)
+    depths = [run.model.depth for run in group.runs]
+    for m, depth in enumerate(depths):
+        for slot in range(depth, group.program.model.depth):
+            assert not out.params[slot]["kernel"][m].any() and not out.params[slot]["bias"][m].any()
+
+
+def test_a_diverging_packed_model_leaves_its_neighbours_bit_for_bit_unchanged(circles):
+    healthy = _runs(circles)
+    diverging = list(healthy)
+    huge = dataclasses.replace(
+        circles, train_x=circles.train_x * 1e30, test_x=circles.test_x * 1e30
+    )
+    diverging[0] = sl.Run(healthy[0].model, healthy[0].optimizer, huge, 0, CONFIG)
+    good, bad = sl.train(healthy), sl.train(diverging)
+    assert bad.timing.programs == 1
+    assert bad.diverged.tolist() == [True] + [False] * 5
+    keep = [1, 2, 3, 4, 5]
+    for name in good.history:
+        np.testing.assert_array_equal(good.history[name][keep], bad.history[name][keep])
+    again = sl.train(healthy)  # and training is deterministic
+    for name in good.history:
+        np.testing.assert_array_equal(good.history[name], again.history[name])
+
+
+def test_the_planner_packs_depths_and_activations_of_one_width_only(circles):
+    runs = _runs(circles)
+    assert plan_programs(runs) == [list(range(6))]
+    wider = sl.Run(
+        sl.MLP.stack(2, 2, 8, "relu", output=sl.Dense(1, "sigmoid")), sl.SGD(), circles, 0, CONFIG
+    )
+    no_hidden = sl.Run(sl.MLP(2, (), sl.Dense(1, "sigmoid")), sl.SGD(), circles, 0, CONFIG)
+    assert plan_programs([*runs, wider, no_hidden]) == [list(range(6)), [6], [7]]
+
+
+def test_long_runs_pack_only_neighbouring_depths(circles):
+    """The cost model: padding a 1-layer model to 30 layers for 8,000 steps costs more
+    training than one compilation saves; neighbouring depths still pack."""
+    long = sl.TrainConfig(epochs=500, loss="binary_crossentropy", metrics=("accuracy",))
+    runs = [
+        sl.Run(_model(depth, "relu", "he_uniform"), sl.SGD(), circles, seed, long)
+        for depth in (1, 29, 30)
+        for seed in range(20)
+    ]
+    programs = plan_programs(runs)
+    assert [0] in [p[:1] for p in programs] and len(programs) == 2
+    shape = _Shape.of(runs[0])
+    assert program_cost(shape, 20, 30, 1, packed=True) > program_cost(shape, 20, 30, 1, False)
