@@ -45,6 +45,7 @@ def packed(circles):
     return runs, sl.train(runs)
 
 
+@pytest.mark.slow
 def test_a_packed_model_equals_the_same_model_trained_alone(packed):
     runs, together = packed
     assert together.timing.programs == 1
@@ -85,6 +86,7 @@ def test_slots_a_model_does_not_use_stay_exactly_zero(circles):
             assert not out.params[slot]["kernel"][m].any() and not out.params[slot]["bias"][m].any()
 
 
+@pytest.mark.slow
 def test_a_diverging_packed_model_leaves_its_neighbours_bit_for_bit_unchanged(circles):
     healthy = _runs(circles)
     diverging = list(healthy)
@@ -126,3 +128,19 @@ def test_long_runs_pack_only_neighbouring_depths(circles):
     assert [0] in [p[:1] for p in programs] and len(programs) == 2
     shape = _Shape.of(runs[0])
     assert program_cost(shape, 20, 30, 1, packed=True) > program_cost(shape, 20, 30, 1, False)
+
+
+@pytest.mark.slow
+def test_scanned_slots_train_as_the_unrolled_ones(circles, packed, monkeypatch):
+    """Deep packed programs scan their slots (compiling one layer for any depth)."""
+    from stablelearn.engine import program
+
+    monkeypatch.setattr(program, "SCAN_SLOTS", 1)
+    runs, unrolled = packed
+    compiled = prepare_training(runs)
+    assert compiled.groups[0].program.packing.scanned
+    scanned = sl.train(runs, prepared=compiled)
+    for name in unrolled.history:
+        np.testing.assert_allclose(scanned.history[name], unrolled.history[name], rtol=1e-5)
+    for key in ("grad_norm", "dead_fraction"):
+        np.testing.assert_allclose(scanned.telemetry[key], unrolled.telemetry[key], rtol=1e-5)
