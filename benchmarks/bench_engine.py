@@ -7,6 +7,13 @@ and 900 models, the ratio against the same 90 models trained one at a time throu
 the same engine, and the achieved GFLOP/s.
 
     python benchmarks/bench_engine.py [--one-at-a-time N]
+    python benchmarks/bench_engine.py --packing   # the planner's cost-model constants
+
+--packing instead measures what engine.plan's cost model is built from, on the circles
+problem with 5-unit ReLU layers, 20 models each, 100 epochs, no telemetry: compile and
+train seconds of unpacked programs (10 and 30 layers) against packed ones (9+10 and
+29+30 layers, unrolled and scanned, and ReLU + tanh at 30), trained interleaved, best
+of three, per model.
 """
 
 import argparse
@@ -85,6 +92,60 @@ def one_at_a_time(n_models: int) -> tuple[float, float]:
     return train_s, time.perf_counter() - start
 
 
+def packing_runs(architectures, epochs: int = 100, seeds: int = 20) -> list[sl.Run]:
+    data = sl.prepare(sl.lesson_circles(), input_scaler="minmax(-1,1)", n_train=500)
+    config = sl.TrainConfig.for_task(data.task, epochs=epochs, telemetry=False)
+    return [
+        sl.Run(
+            sl.MLP.stack(2, depth, 5, activation, "he_uniform", output=sl.Dense(1, "sigmoid")),
+            sl.SGD(0.01, momentum=0.9),
+            data,
+            seed,
+            config,
+        )
+        for depth, activation in architectures
+        for seed in range(seeds)
+    ]
+
+
+def packing() -> None:
+    """Unpacked vs packed programs: the numbers behind engine.plan's constants."""
+    from stablelearn.engine import program
+
+    cases = {
+        "unpacked relu 10": ([(10, "relu")], None),
+        "packed relu 9+10 unrolled": ([(9, "relu"), (10, "relu")], 64),
+        "packed relu 9+10 scanned": ([(9, "relu"), (10, "relu")], 1),
+        "unpacked relu 30": ([(30, "relu")], None),
+        "packed relu 29+30 unrolled": ([(29, "relu"), (30, "relu")], 64),
+        "packed relu 29+30 scanned": ([(29, "relu"), (30, "relu")], 1),
+        "packed relu+tanh 30 unrolled": ([(30, "relu"), (30, "tanh")], 64),
+    }
+    prepared = {}
+    default = program.SCAN_SLOTS
+    for name, (architectures, scan_slots) in cases.items():
+        program.SCAN_SLOTS = default if scan_slots is None else scan_slots
+        prepared[name] = engine.prepare_training(packing_runs(architectures))
+    program.SCAN_SLOTS = default
+    per_model = {name: [] for name in cases}
+    for _ in range(3):  # interleaved, so drifting load hits all cases alike
+        for name, compiled in prepared.items():
+            start = time.perf_counter()
+            for group in compiled.groups:
+                engine.execute(group)
+            per_model[name].append((time.perf_counter() - start) / len(compiled.runs))
+    steps = 100 * 16
+    print(f"{'case':30s} {'compile s':>10} {'train ms/model':>15} {'us/model-layer-step':>20}")
+    for name, compiled in prepared.items():
+        best = min(per_model[name])
+        layers = max(r.model.depth for r in compiled.runs) + 1
+        compile_s = sum(g.compile_s for g in compiled.groups)
+        print(
+            f"{name:30s} {compile_s:>10.2f} {best * 1000:>15.2f} "
+            f"{best / steps / layers * 1e6:>20.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -92,7 +153,11 @@ def main() -> None:
     parser.add_argument(
         "--one-at-a-time", type=int, default=90, help="models trained alone for the ratio"
     )
+    parser.add_argument("--packing", action="store_true", help="measure packed programs")
     args = parser.parse_args()
+    if args.packing:
+        packing()
+        return
     rows = [measure(n) for n in (1, 90, 900)]
     bare = measure(90, telemetry=False)
     print(

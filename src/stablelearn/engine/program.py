@@ -28,7 +28,7 @@ from stablelearn.optim import (
 from stablelearn.runs import Run
 
 ACTIVATION_SAMPLES = 100  # epochs at which dead/saturated units are measured, at most
-SCAN_SLOTS = 32  # packed programs deeper than this scan their slots
+SCAN_SLOTS = 20  # packed programs deeper than this scan their slots
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,9 @@ def packed_model(runs: Sequence[Run]) -> tuple[MLP, Packing]:
     activations = tuple(sorted({layer.activation for r in runs for layer in r.model.hidden}))
     hidden = (Dense(width, "linear", use_bias=use_bias),) * slots
     output = Dense(first.output.units, first.output.activation, use_bias=first.output.use_bias)
-    # scanning compiles one layer for any depth but trained 13% slower at 10 slots and no
-    # faster at 30, where both compiled in 3.8 s: unrolled up to the lesson's depths
+    # scanning compiles one layer for any depth: at 30 slots it compiled in 3.4 s against
+    # 5.5 s unrolled and trained as fast; at 10 slots it trained 25% slower
+    # (benchmarks/bench_engine.py --packing)
     return MLP(first.input_dim, hidden, output), Packing(activations, slots > SCAN_SLOTS)
 
 
