@@ -37,6 +37,7 @@ def test_train_prints_the_lesson_format_and_writes_json(tmp_path):
     assert all(m["test_loss"] is not None for m in data["models"])
 
 
+@pytest.mark.slow
 def test_train_reports_divergence_as_a_result():
     result = invoke("train", "--epochs", "5", "--repeats", "4")
     assert result.exit_code == 0, result.output

@@ -98,6 +98,7 @@ def test_epoch_loss_is_the_batch_size_weighted_mean_of_batch_losses(lesson_mlp, 
         np.testing.assert_allclose(result.history["val_loss"][i], float(val), rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_model_trained_alone_equals_the_same_model_inside_an_ensemble(
     lesson_mlp, scaled_target, unscaled
 ):
@@ -120,6 +121,7 @@ def test_training_is_deterministic(lesson_mlp, scaled_target):
     assert second.timing.compile_s == 0.0  # the compiled program was reused
 
 
+@pytest.mark.slow
 def test_a_diverging_model_leaves_its_neighbours_bit_for_bit_unchanged(
     lesson_mlp, scaled_target, unscaled
 ):
@@ -193,6 +195,7 @@ def test_original_unit_scores_invert_the_target_scaler(lesson_outcomes, scaled_t
     )
 
 
+@pytest.mark.slow
 def test_clip_modes_mix_in_one_ensemble_and_match_training_apart(lesson_mlp, unscaled):
     """Thresholds are per-model arrays (inf = off), so a clipnorm model, a clipvalue
     model and an unclipped one share a program; each equals its solo run."""
@@ -227,6 +230,7 @@ def test_runs_with_different_shapes_are_grouped_and_returned_in_order(lesson_mlp
     assert mixed.final_params[1][0]["kernel"].shape == (10, 20)
 
 
+@pytest.mark.slow
 def test_binary_task_reports_accuracy_like_keras():
     circles = sl.prepare(sl.lesson_circles(), input_scaler="minmax(-1,1)", n_train=500)
     model = sl.MLP(2, (sl.Dense(5, "relu", "he_uniform"),), sl.Dense(1, "sigmoid"))

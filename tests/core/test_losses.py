@@ -109,6 +109,7 @@ def test_logits_bce_is_finite_for_huge_logits_where_clipped_saturates():
     assert np.all(clipped[2:] < 1e-6)
 
 
+@pytest.mark.slow
 def test_clipped_bce_has_zero_gradient_past_the_clip():
     """Why the logits form is the default: the clipped loss stops learning once saturated."""
 

@@ -240,6 +240,7 @@ def test_forward_returns_logits_and_sigmoid_output():
     )
 
 
+@pytest.mark.slow
 def test_forward_is_jittable_and_vmappable_over_models():
     model = _lesson_mlp()
     keys = jax.random.split(jax.random.key(0), 3)
@@ -252,6 +253,7 @@ def test_forward_is_jittable_and_vmappable_over_models():
     np.testing.assert_allclose(np.asarray(out[1]), np.asarray(single), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_layer_without_bias_never_reads_or_moves_its_bias():
     import jax.numpy as jnp
 

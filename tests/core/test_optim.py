@@ -94,6 +94,7 @@ def _norm(a: np.ndarray) -> float:
 # --------------------------------------------------------------------------- (a) by hand
 
 
+@pytest.mark.slow
 def test_clip_by_tensor_norm_by_hand():
     k0 = np.array([[3.0, 4.0, 0.0, 0.0]] * 3)  # norm sqrt(75) = 8.66 > 2
     b0 = np.array([0.3, 0.4, 0.0])  # norm 0.5 < 2: untouched
@@ -381,6 +382,7 @@ def _keras_adam(params, grads, lr, b1, b2, eps):
     return out
 
 
+@pytest.mark.slow
 def test_adam_is_optax_adam_with_keras_epsilon():
     assert optim.Adam().epsilon == 1e-7
     params = _random_tree(np.random.default_rng(7))

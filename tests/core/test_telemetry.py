@@ -213,6 +213,7 @@ def test_huge_tanh_weights_saturate_almost_every_activation(data):
     np.testing.assert_array_equal(healthy.telemetry["saturated_fraction"], 0.0)
 
 
+@pytest.mark.slow
 def test_clip_rate_is_one_when_every_step_is_clipped_and_zero_otherwise(relu_net, data, full_batch):
     optimizers = [sl.SGD(LR, 0.0, clipnorm=1e-6), sl.SGD(LR, 0.0), sl.SGD(LR, 0.0, clipnorm=1e6)]
     runs = [sl.Run(relu_net, opt, data, SEED, FULL_BATCH) for opt in optimizers]
@@ -264,6 +265,7 @@ def test_long_runs_measure_units_every_few_epochs_and_always_at_the_last(relu_ne
         assert np.isfinite(result.telemetry[key]).all(), key  # per-step statistics every epoch
 
 
+@pytest.mark.slow
 def test_models_of_different_depths_are_padded_with_nan(relu_net, data, full_batch):
     deeper = sl.MLP(3, (sl.Dense(2, "relu"), sl.Dense(2, "relu")), sl.Dense(1))
     runs = [
@@ -345,6 +347,7 @@ def test_init_accumulator_starts_empty():
     assert int(acc["first_bad"]) == -1
 
 
+@pytest.mark.slow
 def test_accumulate_sums_squares_keeps_the_largest_entry_and_skips_nonfinite_entries():
     params = tree([[1.0, 1.0]], [1.0], [[1.0]], [1.0])
     acc = telemetry.init_accumulator(params)

@@ -165,6 +165,7 @@ def _regression_data(n=40, features=3, seed=0):
     return sl.prepare(sl.Dataset(x, y), n_train=n - 8)
 
 
+@pytest.mark.slow
 def test_copied_weights_give_keras_predictions():
     model = _sequential(L.Dense(6, activation="tanh"), L.Dense(4), L.LeakyReLU(), L.Dense(1))
     spec = sl.from_keras(model, weights=True)

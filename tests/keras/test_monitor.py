@@ -49,6 +49,7 @@ def test_healthy_model_records_every_layer_and_finds_nothing(tmp_path):
     assert (tmp_path / "run" / "report.html").read_text().count("<img") == 1
 
 
+@pytest.mark.slow
 def test_the_gradient_is_the_one_keras_computes_before_clipping():
     import jax
 
@@ -71,6 +72,7 @@ def test_the_gradient_is_the_one_keras_computes_before_clipping():
     assert recorded.max() > 1e-3  # clipping did not shrink what was recorded
 
 
+@pytest.mark.slow
 def test_weight_norms_and_update_ratios_are_those_of_the_weights_keras_trained():
     """The probe's device-side statistics equal NumPy's on the weights at each epoch's end."""
 
@@ -145,6 +147,7 @@ def test_dead_relus_in_a_convolutional_model_are_found():
     assert "dying_relu" in [f.id for f in monitor.findings()]
 
 
+@pytest.mark.slow
 def test_subclassed_model_gets_weight_and_gradient_statistics():
     class Tiny(keras.Model):
         def __init__(self):
