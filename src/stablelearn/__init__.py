@@ -10,21 +10,54 @@ The simple path::
     result.test_scores["loss"]  # test MSE of each of the 30 models
 """
 
-from stablelearn.data import (
-    Dataset,
-    PreparedData,
-    Scaler,
-    lesson_circles,
-    lesson_regression,
-    prepare,
-)
-from stablelearn.engine import Run, TrainConfig, fit, init_ensemble, train
-from stablelearn.errors import ConfigError, DataError, StablelearnError
-from stablelearn.initializers import Initializer, random_normal, random_uniform
-from stablelearn.keras.convert import KerasSpec, from_keras
-from stablelearn.model import MLP, Dense
-from stablelearn.optim import SGD, Adam, RMSprop, make_optimizer
-from stablelearn.results import Timing, TrainResult
+from typing import TYPE_CHECKING
+
+# Names load on first use (PEP 562), so `import stablelearn` and the command line's
+# --help, list and show start without importing JAX, scikit-learn, SciPy or matplotlib.
+_SOURCES = {
+    "stablelearn.data": ("Dataset", "PreparedData", "Scaler", "lesson_circles",
+                         "lesson_regression", "prepare"),
+    "stablelearn.engine": ("Run", "TrainConfig", "fit", "init_ensemble", "train"),
+    "stablelearn.errors": ("ConfigError", "DataError", "StablelearnError"),
+    "stablelearn.initializers": ("Initializer", "random_normal", "random_uniform"),
+    "stablelearn.keras.convert": ("KerasSpec", "from_keras"),
+    "stablelearn.model": ("MLP", "Dense"),
+    "stablelearn.optim": ("SGD", "Adam", "RMSprop", "make_optimizer"),
+    "stablelearn.results": ("Timing", "TrainResult"),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
+
+if TYPE_CHECKING:
+    from stablelearn.data import (
+        Dataset,
+        PreparedData,
+        Scaler,
+        lesson_circles,
+        lesson_regression,
+        prepare,
+    )
+    from stablelearn.engine import Run, TrainConfig, fit, init_ensemble, train
+    from stablelearn.errors import ConfigError, DataError, StablelearnError
+    from stablelearn.initializers import Initializer, random_normal, random_uniform
+    from stablelearn.keras.convert import KerasSpec, from_keras
+    from stablelearn.model import MLP, Dense
+    from stablelearn.optim import SGD, Adam, RMSprop, make_optimizer
+    from stablelearn.results import Timing, TrainResult
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'stablelearn' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULE_OF])
+
 
 __version__ = "0.1.0"
 
