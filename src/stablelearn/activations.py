@@ -13,42 +13,77 @@ equal activations compare and hash equal and share compiled programs.
 import functools
 import re
 from collections.abc import Callable
-
-import jax
-import jax.numpy as jnp
+from typing import TYPE_CHECKING, Any
 
 from stablelearn.checks import is_number
 from stablelearn.errors import ConfigError
 
-Activation = Callable[[jax.Array], jax.Array]
+if TYPE_CHECKING:
+    import jax
 
-ACTIVATIONS: dict[str, Activation] = {
-    "linear": lambda x: x,
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-    "sigmoid": jax.nn.sigmoid,
-    "leaky_relu": lambda x: jax.nn.leaky_relu(x, negative_slope=0.2),
-    "elu": jax.nn.elu,
-    "selu": jax.nn.selu,
-    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
-    "silu": jax.nn.silu,  # Keras' swish
-    "relu6": jax.nn.relu6,
-    "softsign": jax.nn.soft_sign,
-    "softplus": jax.nn.softplus,
-    # across units: activations are [units, batch] in this engine
-    "softmax": lambda x: jax.nn.softmax(x, axis=0),
+Activation = Callable[["jax.Array"], "jax.Array"]
+
+# The names are known without JAX, so that parsing an experiment file does not import
+# it; the functions are built on first use (`_tables`: ACTIVATIONS, PARAMETRIC).
+ACTIVATION_NAMES = (
+    "linear", "relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "silu",
+    "relu6", "softsign", "softplus", "softmax",
+)  # fmt: skip
+# name -> (argument, Keras default) of the activations that take a number
+PARAMETRIC_ARGUMENTS: dict[str, tuple[str, float]] = {
+    "leaky_relu": ("negative_slope", 0.2),
+    "elu": ("alpha", 1.0),
 }
-# name -> (argument, Keras default, function of (x, value))
-PARAMETRIC: dict[str, tuple[str, float, Callable[[jax.Array, float], jax.Array]]] = {
-    "leaky_relu": ("negative_slope", 0.2, lambda x, s: jax.nn.leaky_relu(x, negative_slope=s)),
-    "elu": ("alpha", 1.0, lambda x, a: jax.nn.elu(x, alpha=a)),
-}
+_Parametric = dict[str, tuple[str, float, Callable[["jax.Array", float], "jax.Array"]]]
+
+
+@functools.cache
+def _tables() -> tuple[dict[str, Activation], _Parametric]:
+    """ACTIVATIONS and PARAMETRIC, the JAX functions behind the names; built once, when a
+    model is first traced, so that importing this module does not import JAX."""
+    import jax
+    import jax.numpy as jnp
+
+    activations: dict[str, Activation] = {
+        "linear": lambda x: x,
+        "relu": jax.nn.relu,
+        "tanh": jnp.tanh,
+        "sigmoid": jax.nn.sigmoid,
+        "leaky_relu": lambda x: jax.nn.leaky_relu(x, negative_slope=0.2),
+        "elu": jax.nn.elu,
+        "selu": jax.nn.selu,
+        "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+        "silu": jax.nn.silu,  # Keras' swish
+        "relu6": jax.nn.relu6,
+        "softsign": jax.nn.soft_sign,
+        "softplus": jax.nn.softplus,
+        # across units: activations are [units, batch] in this engine
+        "softmax": lambda x: jax.nn.softmax(x, axis=0),
+    }
+    with_number = {
+        "leaky_relu": lambda x, s: jax.nn.leaky_relu(x, negative_slope=s),
+        "elu": lambda x, a: jax.nn.elu(x, alpha=a),
+    }
+    parametric = {k: (*PARAMETRIC_ARGUMENTS[k], with_number[k]) for k in PARAMETRIC_ARGUMENTS}
+    return activations, parametric
+
+
+def __getattr__(name: str) -> Any:
+    """ACTIVATIONS (name -> function) and PARAMETRIC (name -> (argument, Keras default,
+    function of (x, value))): the module's tables of JAX functions, built on first use."""
+    if name == "ACTIVATIONS":
+        return _tables()[0]
+    if name == "PARAMETRIC":
+        return _tables()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _WITH_ARGUMENT = re.compile(r"^\s*([a-z_0-9]+)\s*\(\s*(?:([a-z_]+)\s*=\s*)?([^()=]+?)\s*\)\s*$")
 
 
 def with_argument(name: str, value: float) -> str:
     """The canonical name of a parametric activation, e.g. 'leaky_relu(negative_slope=0.3)'."""
-    argument, default, _ = PARAMETRIC[name]
+    argument, default = PARAMETRIC_ARGUMENTS[name]
     value = float(value)
     return name if value == default else f"{name}({argument}={value:g})"
 
@@ -59,19 +94,19 @@ def parse_activation(name: str) -> tuple[str, float | None]:
         raise ConfigError(f"An activation must be a name, got {name!r}.")
     match = _WITH_ARGUMENT.match(name)
     if match is None:
-        if name not in ACTIVATIONS:
-            known = ", ".join(ACTIVATIONS)
+        if name not in ACTIVATION_NAMES:
+            known = ", ".join(ACTIVATION_NAMES)
             raise ConfigError(
                 f"Unknown activation {name!r}; expected one of: {known} "
                 "(leaky_relu and elu also take an argument, e.g. 'leaky_relu(negative_slope=0.3)')."
             )
         return name, None
     base, key, text = match.groups()
-    if base not in PARAMETRIC:
+    if base not in PARAMETRIC_ARGUMENTS:
         raise ConfigError(
-            f"Activation {base!r} takes no argument; only {' and '.join(PARAMETRIC)} do."
+            f"Activation {base!r} takes no argument; only {' and '.join(PARAMETRIC_ARGUMENTS)} do."
         )
-    argument = PARAMETRIC[base][0]
+    argument = PARAMETRIC_ARGUMENTS[base][0]
     if key not in (None, argument):
         raise ConfigError(f"Activation {base!r} takes {argument}, not {key}.")
     try:
@@ -97,7 +132,8 @@ def activation_kind(name: str) -> str:
 @functools.cache
 def get_activation(name: str) -> Activation:
     base, value = parse_activation(name)
+    activations, parametric = _tables()
     if value is None:
-        return ACTIVATIONS[base]
-    function = PARAMETRIC[base][2]
+        return activations[base]
+    function = parametric[base][2]
     return lambda x: function(x, value)

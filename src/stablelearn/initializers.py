@@ -10,13 +10,13 @@ are a normal truncated at two standard deviations whose stddev is divided by
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import jax
-import jax.numpy as jnp
+from typing import TYPE_CHECKING, Any
 
 from stablelearn.checks import is_number
 from stablelearn.errors import ConfigError
+
+if TYPE_CHECKING:
+    import jax
 
 # name -> (scale, mode, distribution) of Keras' VarianceScaling
 VARIANCE_SCALING = {
@@ -104,8 +104,13 @@ def as_initializer(value: "str | Mapping[str, Any] | Initializer") -> Initialize
     raise ConfigError(f"An initializer must be a name or a table with a 'name' key, got {value!r}.")
 
 
-def sample(init: Initializer, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """Draw an array of `shape` ([units, inputs] for kernels, [units] for biases)."""
+def sample(init: Initializer, key: "jax.Array", shape: tuple[int, ...]) -> "jax.Array":
+    """Draw an array of `shape` ([units, inputs] for kernels, [units] for biases).
+
+    JAX is imported here, not with the module: reading a spec does not need it."""
+    import jax
+    import jax.numpy as jnp
+
     if init.name in VARIANCE_SCALING:
         scale, mode, distribution = VARIANCE_SCALING[init.name]
         if len(shape) < 2:

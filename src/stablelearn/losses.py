@@ -13,10 +13,15 @@ of an epoch to the fixed batch shape, so every mean below is over real rows only
   away from the clip, but its gradient is zero once a sigmoid saturates past the clip.
 """
 
-import jax
-import jax.numpy as jnp
+from typing import TYPE_CHECKING
 
 from stablelearn.errors import ConfigError
+
+if TYPE_CHECKING:
+    import jax
+
+# The names and checks below are what reading a configuration needs; the functions
+# that compute import jax.numpy when a training program is traced, not before.
 
 EPSILON = 1e-7  # keras.config.epsilon()
 LOSSES = ("mse", "binary_crossentropy", "sparse_categorical_crossentropy")
@@ -47,19 +52,24 @@ def check_metrics(loss: str, metrics: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(metrics)
 
 
-def weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
+def weighted_mean(values: "jax.Array", weights: "jax.Array") -> "jax.Array":
+    import jax.numpy as jnp
+
     return jnp.sum(values * weights) / jnp.sum(weights)
 
 
 def per_example_loss(
-    loss: str, logits: jax.Array, output: jax.Array, y: jax.Array, bce_form: str
-) -> jax.Array:
+    loss: str, logits: "jax.Array", output: "jax.Array", y: "jax.Array", bce_form: str
+) -> "jax.Array":
     """Loss per row. `logits` is the output layer's pre-activation and `output` its
     activation, both [units, batch]; y is [batch] (class indices for the categorical loss).
 
     The categorical loss is computed from the logits, as TF-backed Keras does for a
     softmax output (its `_keras_logits` shortcut), which is also the stable form.
     """
+    import jax
+    import jax.numpy as jnp
+
     if loss == "mse":
         return (output[0] - y) ** 2
     if loss == "sparse_categorical_crossentropy":
@@ -72,13 +82,15 @@ def per_example_loss(
     return -(y * jnp.log(p) + (1.0 - y) * jnp.log(1.0 - p))
 
 
-def per_example_metric(metric: str, output: jax.Array, y: jax.Array) -> jax.Array:
+def per_example_metric(metric: str, output: "jax.Array", y: "jax.Array") -> "jax.Array":
     """The row-wise quantity whose (weighted) mean gives `metric` (rmse: before the root).
 
     output is [units, batch]: one unit is a regression value or a sigmoid probability
     (Keras' binary accuracy: strict > 0.5); several units are class probabilities
     (the predicted class is the argmax).
     """
+    import jax.numpy as jnp
+
     if metric == "accuracy":
         if output.shape[0] > 1:
             return (jnp.argmax(output, axis=0) == y.astype(jnp.int32)).astype(jnp.float32)
@@ -88,5 +100,7 @@ def per_example_metric(metric: str, output: jax.Array, y: jax.Array) -> jax.Arra
     return (output[0] - y) ** 2  # mse and rmse
 
 
-def finish_metric(metric: str, mean_value: jax.Array) -> jax.Array:
+def finish_metric(metric: str, mean_value: "jax.Array") -> "jax.Array":
+    import jax.numpy as jnp
+
     return jnp.sqrt(mean_value) if metric == "rmse" else mean_value

@@ -3,21 +3,24 @@
 Parameters are a tuple with one {"kernel", "bias"} dict per layer. Kernels are
 [units, inputs] and activations [units, batch] ("hidden-major"): with a leading model
 axis added by vmap, this is the layout that ran fastest on CPU (../shared/DESIGN.md).
+JAX is imported by the functions that draw parameters, not with the module: reading a
+spec (an experiment file, `stablelearn list`) does not need it.
 """
 
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import jax
+from typing import TYPE_CHECKING, Any
 
 from stablelearn.activations import check_activation, get_activation
 from stablelearn.checks import is_integer
 from stablelearn.errors import ConfigError
 from stablelearn.initializers import VARIANCE_SCALING, Initializer, as_initializer, sample
 
-Params = tuple[dict[str, jax.Array], ...]
+if TYPE_CHECKING:
+    import jax
+
+Params = tuple[dict[str, "jax.Array"], ...]
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,10 @@ class MLP:
         return kernels + sum(layer.units for layer in self.layers if layer.use_bias)
 
 
-def init_params(model: MLP, key: jax.Array) -> Params:
+def init_params(model: MLP, key: "jax.Array") -> Params:
     """Draw one model's parameters; a model's seed alone decides them."""
+    import jax
+
     params = []
     fan_in = model.input_dim
     for layer, layer_key in zip(
@@ -131,8 +136,8 @@ def init_params(model: MLP, key: jax.Array) -> Params:
 
 
 def forward_layers(
-    model: MLP, params: Params, x_t: jax.Array
-) -> tuple[list[jax.Array], list[jax.Array]]:
+    model: MLP, params: Params, x_t: "jax.Array"
+) -> tuple[list["jax.Array"], list["jax.Array"]]:
     """Every layer's pre-activation and activation, each [units, batch].
 
     x_t is the input batch transposed to [input_dim, batch].
@@ -148,7 +153,7 @@ def forward_layers(
     return pre_activations, activations
 
 
-def forward(model: MLP, params: Params, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
+def forward(model: MLP, params: Params, x_t: "jax.Array") -> tuple["jax.Array", "jax.Array"]:
     """The output layer's (logits, output): losses on sigmoid outputs use the logits."""
     pre_activations, activations = forward_layers(model, params, x_t)
     return pre_activations[-1], activations[-1]

@@ -21,16 +21,17 @@ Keras facts this module follows (keras/src/optimizers/):
 
 This module also owns the one rule about clipping in configuration tables: Keras takes
 a single clip mode, so setting one replaces any other (`with_clipping`).
+
+JAX and Optax are imported by the functions that build transformations (when a training
+program is traced), not with the module: specs and tables need neither.
 """
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import jax
 import numpy as np
-import optax
 
 from stablelearn.checks import (
     NON_NEGATIVE,
@@ -41,6 +42,10 @@ from stablelearn.checks import (
     check_in,
 )
 from stablelearn.errors import ConfigError
+
+if TYPE_CHECKING:
+    import jax
+    import optax
 
 Threshold = float | tuple[float, ...] | None
 CLIP_MODES = ("clipnorm", "clipvalue", "global_clipnorm")
@@ -255,13 +260,15 @@ def _layer_labels(params: Any, per_tensor: bool) -> Any:
     )
 
 
-def clip_by_tensor_norm(thresholds: jax.Array, n_layers: int) -> optax.GradientTransformation:
+def clip_by_tensor_norm(thresholds: "jax.Array", n_layers: int) -> "optax.GradientTransformation":
     """Keras `clipnorm`: every kernel and bias gradient rescaled on its own to norm <= c.
 
     `thresholds` holds one value per layer (applied to that layer's kernel and bias);
     inf leaves a tensor alone. Each tensor is its own partition of Optax's
     `clip_by_global_norm`, so the global-norm code does the per-tensor work.
     """
+    import optax
+
     transforms = {
         f"{i}/{name}": optax.clip_by_global_norm(thresholds[i])
         for i in range(n_layers)
@@ -270,16 +277,20 @@ def clip_by_tensor_norm(thresholds: jax.Array, n_layers: int) -> optax.GradientT
     return optax.partition(transforms, lambda params: _layer_labels(params, per_tensor=True))
 
 
-def clip_by_layer_value(thresholds: jax.Array, n_layers: int) -> optax.GradientTransformation:
+def clip_by_layer_value(thresholds: "jax.Array", n_layers: int) -> "optax.GradientTransformation":
     """Keras `clipvalue` with one bound per layer: element-wise clip to [-c_i, c_i]."""
+    import optax
+
     transforms = {str(i): optax.clip(thresholds[i]) for i in range(n_layers)}
     return optax.partition(transforms, lambda params: _layer_labels(params, per_tensor=False))
 
 
 def build_clipping(
-    structure: OptimizerStructure, hp: Mapping[str, jax.Array], n_layers: int
-) -> optax.GradientTransformation:
+    structure: OptimizerStructure, hp: Mapping[str, "jax.Array"], n_layers: int
+) -> "optax.GradientTransformation":
     """The clipping stage alone (identity when no model of the ensemble clips)."""
+    import optax
+
     clipping = []
     if "clipnorm" in structure.clip_modes:
         clipping.append(clip_by_tensor_norm(hp["clipnorm"], n_layers))
@@ -291,9 +302,11 @@ def build_clipping(
 
 
 def build_optimizer(
-    structure: OptimizerStructure, hp: Mapping[str, jax.Array]
-) -> optax.GradientTransformation:
+    structure: OptimizerStructure, hp: Mapping[str, "jax.Array"]
+) -> "optax.GradientTransformation":
     """The optimizer stage alone: SGD, Adam or RMSprop with this model's numbers."""
+    import optax
+
     if structure.kind is SGD:
         return optax.sgd(hp["learning_rate"], momentum=hp["momentum"], nesterov=structure.nesterov)
     if structure.kind is Adam:

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from stablelearn import activations
 from stablelearn.activations import ACTIVATIONS, check_activation, get_activation
 from stablelearn.errors import ConfigError
 
@@ -39,6 +40,15 @@ def _evaluate(name: str, x: np.ndarray) -> np.ndarray:
 
 def test_reference_covers_every_activation():
     assert set(REFERENCE) == set(ACTIVATIONS)
+
+
+def test_names_known_without_jax_are_those_of_the_tables():
+    assert tuple(ACTIVATIONS) == activations.ACTIVATION_NAMES
+    parametric = activations.PARAMETRIC
+    assert {k: v[:2] for k, v in parametric.items()} == activations.PARAMETRIC_ARGUMENTS
+    assert activations.PARAMETRIC is parametric  # the tables are built once
+    with pytest.raises(AttributeError):
+        activations.NO_SUCH_TABLE  # noqa: B018
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

@@ -9,7 +9,7 @@ and arguments equal to Keras' defaults are left out (the learning rate is always
 from dataclasses import fields
 from typing import Any
 
-from stablelearn.activations import PARAMETRIC, parse_activation
+from stablelearn.activations import PARAMETRIC_ARGUMENTS, parse_activation
 from stablelearn.data import Scaler
 from stablelearn.initializers import Initializer
 from stablelearn.keras.convert import INITIALIZER_CLASSES
@@ -77,7 +77,7 @@ def layer_code(layer: Dense) -> str:
         args.append(f"bias_initializer={initializer_code(layer.bias_initializer)}")
     code = f"keras.layers.Dense({', '.join(args)})"
     if value is not None:
-        argument = PARAMETRIC[base][0]
+        argument = PARAMETRIC_ARGUMENTS[base][0]
         name = {"leaky_relu": "LeakyReLU", "elu": "ELU"}[base]
         code += f", keras.layers.{name}({argument}={_number(value)})"
     return code

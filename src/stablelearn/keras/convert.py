@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from stablelearn.activations import ACTIVATIONS, with_argument
+from stablelearn.activations import ACTIVATION_NAMES, with_argument
 from stablelearn.errors import ConfigError
 from stablelearn.initializers import VARIANCE_SCALING, Initializer
 from stablelearn.model import MLP, Dense, Params
@@ -38,7 +38,7 @@ SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU", "E
 ACTIVATION_LAYERS = SUPPORTED_LAYERS[2:]
 SUPPORTED_OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
 # Keras activation names -> stablelearn's (Keras serializes swish as silu)
-_KERAS_ACTIVATIONS = {**{name: name for name in ACTIVATIONS}, "swish": "silu"}
+_KERAS_ACTIVATIONS = {**{name: name for name in ACTIVATION_NAMES}, "swish": "silu"}
 INITIALIZER_CLASSES = {
     "GlorotUniform": "glorot_uniform",
     "GlorotNormal": "glorot_normal",
