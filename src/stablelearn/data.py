@@ -4,15 +4,18 @@ The lesson's rule is the default everywhere: fit a scaler on the training rows o
 then transform both splits with it, so no test information leaks into training. The
 lesson's circles code scales all rows before splitting; `fit_scalers_on="all"`
 reproduces that on purpose and nowhere else.
+
+scikit-learn is imported where a dataset is drawn or a scaler built, not with the
+module: reading an experiment file needs neither (a built-in dataset named there is
+drawn when its rows are first read, see `builtin_dataset`).
 """
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.datasets import make_circles, make_regression
-from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 from stablelearn.checks import is_integer, is_number
 from stablelearn.errors import ConfigError, DataError
@@ -41,6 +44,10 @@ class Dataset:
         if len(names) != x.shape[1]:
             raise DataError(f"Got {len(names)} feature names for {x.shape[1]} feature columns.")
         object.__setattr__(self, "feature_names", names)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.y)
 
     @property
     def n_features(self) -> int:
@@ -120,25 +127,82 @@ def _validate_arrays(x: Any, y: Any, task: str) -> tuple[np.ndarray, np.ndarray]
 
 def lesson_regression() -> Dataset:
     """The lesson's regression problem: make_regression(1000, 20, noise=0.1, random_state=1)."""
+    from sklearn.datasets import make_regression
+
     x, y = make_regression(n_samples=1000, n_features=20, noise=0.1, random_state=1)
     return Dataset(x, y, "regression", "lesson-regression")
 
 
 def lesson_circles() -> Dataset:
     """The lesson's two-circles problem: make_circles(1000, noise=0.1, random_state=1)."""
+    from sklearn.datasets import make_circles
+
     x, y = make_circles(n_samples=1000, noise=0.1, random_state=1)
     return Dataset(x, y, "binary", "lesson-circles")
 
 
 BUILTIN_DATASETS = {"lesson-regression": lesson_regression, "lesson-circles": lesson_circles}
+# name -> (rows, features, task, classes) of each built-in dataset, known before drawing it
+# (tests/core/test_data.py checks them against the drawn datasets)
+_BUILTIN_SHAPES: dict[str, tuple[int, int, Task, int]] = {
+    "lesson-regression": (1000, 20, "regression", 0),
+    "lesson-circles": (1000, 2, "binary", 2),
+}
+_DRAWING = threading.Lock()
+
+
+class _DrawnOnFirstUse(Dataset):
+    """A built-in dataset whose rows are drawn (by its scikit-learn function) the first
+    time x or y is read. Checking an experiment file needs only the dataset's shape, and
+    `stablelearn list` checks every shipped file: drawing them all would import
+    scikit-learn (over a second) to print a table."""
+
+    def __init__(self, name: str) -> None:
+        # not the dataclass __init__: it checks arrays that are not drawn yet
+        rows, features, task, classes = _BUILTIN_SHAPES[name]
+        for key, value in (
+            ("name", name), ("task", task), ("target_name", "y"),
+            ("feature_names", tuple(f"x{i}" for i in range(features))),
+            ("_shape", (rows, features, classes)),
+        ):  # fmt: skip
+            object.__setattr__(self, key, value)
+
+    def __getattr__(self, key: str) -> Any:
+        # only called for attributes not set yet: x and y before the first draw
+        if key not in ("x", "y"):
+            raise AttributeError(key)
+        with _DRAWING:  # threads that read at once draw once
+            if "x" not in self.__dict__:
+                drawn = BUILTIN_DATASETS[self.name]()
+                object.__setattr__(self, "y", drawn.y)
+                object.__setattr__(self, "x", drawn.x)
+        return self.__dict__[key]
+
+    def __reduce__(self) -> tuple[Callable[[str], Dataset], tuple[str]]:
+        return _DrawnOnFirstUse, (self.name,)
+
+    @property
+    def n_rows(self) -> int:
+        return self._shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self._shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return self._shape[2]
 
 
 def builtin_dataset(name: str) -> Dataset:
+    """A built-in dataset by name. Its rows are drawn when first read, so that checking
+    an experiment that names it does not import scikit-learn; the rows are those of
+    BUILTIN_DATASETS[name]()."""
     if name not in BUILTIN_DATASETS:
         raise ConfigError(
             f"Unknown dataset {name!r}; expected one of: {', '.join(BUILTIN_DATASETS)}."
         )
-    return BUILTIN_DATASETS[name]()
+    return _DrawnOnFirstUse(name)
 
 
 @dataclass(frozen=True)
@@ -170,6 +234,8 @@ class Scaler:
 
     def build(self) -> Any:
         """A fresh, unfitted scikit-learn transformer (None for 'none')."""
+        from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
         if self.kind == "standard":
             return StandardScaler()
         if self.kind == "minmax":
@@ -249,7 +315,7 @@ def split_rows(
     With `n_train`, the first n_train rows train and the rest test, as in the lesson;
     otherwise a shuffled split with `test_fraction` of the rows (default 0.5) held out.
     """
-    n = len(dataset.y)
+    n = dataset.n_rows
     if n_train is not None:
         if not is_integer(n_train) or not 2 <= n_train <= n - 2:
             raise ConfigError(

@@ -1,7 +1,10 @@
 """Datasets, splits and scalers: the lesson's rules and clear errors for bad data."""
 
+import copy
 import functools
 import math
+import pickle
+import threading
 
 import hypothesis.strategies as st
 import numpy as np
@@ -59,6 +62,49 @@ def test_builtin_dataset_by_name():
     assert data.builtin_dataset("lesson-circles").name == "lesson-circles"
     with pytest.raises(ConfigError, match=r"Unknown dataset 'mnist'.*lesson-regression"):
         data.builtin_dataset("mnist")
+
+
+@pytest.mark.parametrize("name", sorted(data.BUILTIN_DATASETS))
+def test_builtin_dataset_knows_its_shape_before_drawing_and_draws_the_same_rows(name):
+    lazy, drawn = data.builtin_dataset(name), data.BUILTIN_DATASETS[name]()
+    assert isinstance(lazy, Dataset)
+    assert "x" not in vars(lazy)  # nothing drawn yet
+    shape = (lazy.n_rows, lazy.n_features, lazy.n_classes, lazy.task, lazy.name)
+    assert shape == (drawn.n_rows, drawn.n_features, drawn.n_classes, drawn.task, drawn.name)
+    assert (lazy.feature_names, lazy.target_name) == (drawn.feature_names, drawn.target_name)
+    assert split_rows(lazy, 500)[1].tolist() == split_rows(drawn, 500)[1].tolist()
+    assert "x" not in vars(lazy)
+    np.testing.assert_array_equal(lazy.x, drawn.x)
+    np.testing.assert_array_equal(lazy.y, drawn.y)
+    assert lazy.x is lazy.x  # drawn once
+
+
+def test_builtin_dataset_copies_and_pickles_as_the_same_dataset():
+    lazy = data.builtin_dataset("lesson-circles")
+    for other in (pickle.loads(pickle.dumps(lazy)), copy.deepcopy(lazy)):
+        assert other is not lazy and other.name == "lesson-circles"
+        np.testing.assert_array_equal(other.x, lazy.x)
+
+
+def test_builtin_dataset_read_by_threads_at_once_is_drawn_once():
+    lazy = data.builtin_dataset("lesson-regression")
+    seen, start = [], threading.Barrier(4)
+
+    def read():
+        start.wait()
+        seen.append((id(lazy.x), id(lazy.y)))
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(seen)) == 1
+
+
+def test_missing_attributes_of_a_builtin_dataset_are_attribute_errors():
+    with pytest.raises(AttributeError):
+        data.builtin_dataset("lesson-circles").weights  # noqa: B018
 
 
 def test_column_target_is_flattened():
