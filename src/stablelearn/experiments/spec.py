@@ -45,7 +45,6 @@ from stablelearn.data import (
     Dataset,
     Scaler,
     builtin_dataset,
-    class_count,
     split_rows,
     varying_columns,
 )
@@ -61,7 +60,6 @@ from stablelearn.io import read_toml
 from stablelearn.model import MLP
 from stablelearn.optim import Optimizer
 from stablelearn.runs import MAX_SEED, TrainConfig, check_model_for_data
-from stablelearn.tables import load_table
 from stablelearn.tasks import lesson_metric
 
 KINDS = ("train", "data")
@@ -160,6 +158,8 @@ def _read_data(
         )
     if target is None:
         raise top.error("target", "is required with a dataset file: name the column to predict.")
+    from stablelearn.tables import load_table  # pandas, only for a dataset file
+
     path = Path(dataset)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
@@ -185,9 +185,7 @@ def _check_variant(
     source: str, where: str, variant: Variant, data: Dataset, config: TrainConfig
 ) -> None:
     """What the engine would refuse at training time, refused now with the file's name."""
-    shape = SimpleNamespace(
-        n_features=data.n_features, task=data.task, n_classes=class_count(data.task, data.y)
-    )
+    shape = SimpleNamespace(n_features=data.n_features, task=data.task, n_classes=data.n_classes)
     try:
         check_model_for_data(variant.model, shape, config.loss)
         mode = variant.optimizer.clip_mode

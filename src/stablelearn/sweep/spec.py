@@ -57,7 +57,6 @@ from stablelearn.checks import is_number
 from stablelearn.data import PreparedData
 from stablelearn.errors import ConfigError
 from stablelearn.experiments.overrides import merge
-from stablelearn.experiments.runner import prepare_variant_data
 from stablelearn.experiments.spec import DatasetCache, Experiment, load_mapping
 from stablelearn.io import read_toml
 from stablelearn.sweep.axes import (
@@ -331,6 +330,9 @@ def load_sweep_mapping(raw: Mapping[str, Any], source: str, base_dir: Path | Non
 
 def first_variant_data(experiment: Experiment) -> PreparedData:
     """The scaled splits of a one-variant experiment (a cell)."""
+    # the runner imports the engine (JAX); reading sweep files for `list` needs neither
+    from stablelearn.experiments.runner import prepare_variant_data
+
     return prepare_variant_data(experiment, experiment.data)[0]
 
 
