@@ -3,7 +3,11 @@ reuse a handful of datasets, model specs and ensemble sizes to hit the same comp
 programs.
 
 tests/keras/ runs Keras on its JAX backend unless KERAS_BACKEND says otherwise, and is
-skipped where Keras (the keras extra) is not installed."""
+skipped where Keras (the keras extra) is not installed.
+
+The command line turns on JAX's persistent compilation cache in the user's cache folder;
+the tests turn it off (here, for this process and the commands it starts), so they never
+write there. tests/core/test_compile_cache.py points it at a temporary folder instead."""
 
 import importlib.util
 import os
@@ -13,6 +17,7 @@ import pytest
 import stablelearn as sl
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ["STABLELEARN_COMPILE_CACHE"] = "0"
 collect_ignore = [] if importlib.util.find_spec("keras") else ["keras"]
 
 

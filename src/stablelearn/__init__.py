@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 # Names load on first use (PEP 562), so `import stablelearn` and the command line's
 # --help, list and show start without importing JAX, scikit-learn, SciPy or matplotlib.
 _SOURCES = {
+    "stablelearn.compile_cache": ("enable_compile_cache",),
     "stablelearn.data": ("Dataset", "PreparedData", "Scaler", "lesson_circles",
                          "lesson_regression", "prepare"),
     "stablelearn.engine": ("Run", "TrainConfig", "fit", "init_ensemble", "train"),
@@ -28,6 +29,7 @@ _SOURCES = {
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 if TYPE_CHECKING:
+    from stablelearn.compile_cache import enable_compile_cache
     from stablelearn.data import (
         Dataset,
         PreparedData,
@@ -79,6 +81,7 @@ __all__ = [
     "Timing",
     "TrainConfig",
     "TrainResult",
+    "enable_compile_cache",
     "fit",
     "from_keras",
     "init_ensemble",

@@ -59,6 +59,16 @@ def progress(quiet: bool) -> Any:
     )  # fmt: skip
 
 
+def use_compile_cache() -> None:
+    """Turn on JAX's persistent compilation cache (stablelearn.compile_cache) before a
+    command trains, so that a second run loads its programs instead of compiling them.
+    Training commands call it once their input is checked (it imports JAX, 1-2 s, which
+    a one-line error should not wait for); `list`, `show` and --help never do."""
+    from stablelearn.compile_cache import enable_compile_cache
+
+    enable_compile_cache()
+
+
 def spinner(quiet: bool, text: str) -> Any:
     return contextlib.nullcontext() if quiet else console.status(text, spinner="dots")
 

@@ -7,7 +7,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stablelearn.cli.app import app, console, friendly_errors, spinner
+from stablelearn.cli.app import app, console, friendly_errors, spinner, use_compile_cache
 
 _DataPath = Annotated[Path, typer.Argument(metavar="DATA", help="A CSV, TSV or Parquet file.")]
 _Target = Annotated[str, typer.Option(help="The column to predict.")]
@@ -90,6 +90,7 @@ def doctor_command(
     )  # fmt: skip
     experiment = doctor_experiment(data_path, target, task, config, flags, model)
     folder = out or default_folder("doctor")
+    use_compile_cache()
     with spinner(quiet, "Training your configuration and the repairs..."):
         diagnosis = run_doctor(experiment)
         write_doctor(diagnosis, folder, data_path)

@@ -18,6 +18,7 @@ from stablelearn.cli.app import (
     console,
     friendly_errors,
     progress,
+    use_compile_cache,
 )
 from stablelearn.errors import StablelearnError
 
@@ -128,6 +129,7 @@ def run_command(
 
     spec = resolve(experiment).override(**_overrides(repeats, epochs, leak_free))
     folder = out or default_folder(spec.id)
+    use_compile_cache()
     (result,), claims, wall_s = _run_and_write([spec], folder, quiet, combined=False)
     _print_experiment(result)
     if claims:
@@ -150,6 +152,7 @@ def reproduce_command(
 
     experiments = [e.override(**_overrides(repeats, epochs, leak_free)) for e in catalog()]
     folder = out or default_folder("reproduce")
+    use_compile_cache()
     results, claims, wall_s = _run_and_write(experiments, folder, quiet, combined=True)
     if not quiet:
         for result in results:

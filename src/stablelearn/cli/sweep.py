@@ -16,6 +16,7 @@ from stablelearn.cli.app import (
     console,
     friendly_errors,
     progress,
+    use_compile_cache,
 )
 from stablelearn.errors import StablelearnError
 
@@ -78,6 +79,7 @@ def sweep_command(
         for cell in spec.cells:
             console.print(f"  {escape(cell.label)}", highlight=False)
         return
+    use_compile_cache()
     with progress(quiet) as bar:
         task = bar.add_task("training groups", total=None)
 

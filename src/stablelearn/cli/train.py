@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from stablelearn import defaults
-from stablelearn.cli.app import app, console, friendly_errors, spread
+from stablelearn.cli.app import app, console, friendly_errors, spread, use_compile_cache
 
 _Dataset = Annotated[
     str, typer.Option("--data", help="Built-in dataset: lesson-regression or lesson-circles.")
@@ -95,6 +95,7 @@ def train_command(
         global_clipnorm, input_scaler, target_scaler, epochs, batch_size, n_train, repeats, seed,
         model,
     )  # fmt: skip
+    use_compile_cache()
     with console.status(f"Training {repeats} models..."):
         trained = train_from_flags(flags)
     result, metric = trained.result, trained.metric
