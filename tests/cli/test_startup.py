@@ -62,6 +62,7 @@ def test_import_stablelearn_imports_no_heavy_library():
     assert loaded_heavy_modules("import stablelearn, stablelearn.experiments") == []
 
 
+@pytest.mark.slow
 def test_the_library_still_loads_them_when_used():
     """The lazy names resolve: training-side names import what they need."""
     code = "import stablelearn as sl\nsl.Adam, sl.lesson_regression().x, sl.train\n"

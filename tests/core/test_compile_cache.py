@@ -72,8 +72,9 @@ def _run(code: str, folder: Path, *args: str) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.slow
 def test_it_sets_the_options_of_the_installed_jax(tmp_path):
-    """Quick: the option names exist in this JAX (a renamed one would fail every
+    """The option names exist in this JAX (a renamed one would fail every
     training command), and nothing is written before something compiles."""
     done = _run(OPTIONS, tmp_path / "cache")
     folder = str(tmp_path / "cache")

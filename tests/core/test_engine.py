@@ -288,6 +288,7 @@ def test_the_weighted_loss_masks_padding_rows():
     assert float(losses.weighted_mean(per_row, jnp.array([1.0, 1.0, 0.0]))) == 1.5
 
 
+@pytest.mark.slow
 def test_a_diverged_classifier_scores_nan_not_the_share_of_class_zero(lesson_mlp, unscaled):
     """A NaN output is never > 0.5, so its accuracy would look like a guess; it is NaN."""
     circles = sl.prepare(sl.lesson_circles(), n_train=500)

@@ -72,6 +72,7 @@ def test_a_packed_model_equals_the_same_model_trained_alone(packed):
         assert together.layer_names(i) == alone.layer_names(0)
 
 
+@pytest.mark.slow
 def test_slots_a_model_does_not_use_stay_exactly_zero(circles):
     compiled = prepare_training(_runs(circles))
     (group,) = compiled.groups
