@@ -326,3 +326,15 @@ def test_cells_are_found_by_label():
     assert sweep.cell("learning_rate=0.001, input_scaler=none").index == 2
     with pytest.raises(KeyError):
         sweep.cell("learning_rate=1")
+
+
+def test_groups_split_so_every_worker_has_one():
+    sweep = load()
+    (whole,) = plan_groups(sweep)
+    halves = plan_groups(sweep, parts=2)
+    assert len(halves) == 2 and sorted(len(g.runs) for g in halves) == [6, 6]
+    assert {g.id for g in halves}.isdisjoint({whole.id})
+    pairs = sorted((c, r) for g in halves for c, r in zip(g.cells, g.repeats, strict=True))
+    assert pairs == sorted(zip(whole.cells, whole.repeats, strict=True))
+    assert all(set(g.cells) == {0, 1, 2, 3} for g in halves)  # both keep every cell
+    assert len(plan_groups(sweep, parts=100)) == 12  # at most one run per group

@@ -61,9 +61,33 @@ def _digest_data(data: PreparedData, cache: dict[int, str]) -> str:
     return cache[id(data)]
 
 
-def plan_groups(sweep: Sweep) -> list[Group]:
-    """Every cell x repeat as an engine Run, grouped as the engine would compile them,
-    costliest group first. Cells with the same scaled data share one PreparedData."""
+def split_for_workers(programs: list[list[int]], runs: list[Run], parts: int) -> list[list[int]]:
+    """Split the costliest programs in two until there are `parts` to train side by side
+    (packing can leave fewer programs than workers). The halves take every other run,
+    so both keep every architecture and share one compiled program; a model's numbers
+    in a half equal its numbers in the whole to float rounding (the model axis is
+    shorter), not always bit for bit."""
+
+    def cost(indices: list[int]) -> float:
+        deepest = max((runs[i] for i in indices), key=lambda r: r.model.depth)
+        return len(indices) * model_cost(len(deepest.data.train_y), deepest.config, deepest.model)
+
+    programs = [list(p) for p in programs]
+    while len(programs) < parts:
+        splittable = [p for p in programs if len(p) >= 2]
+        if not splittable:
+            break
+        largest = max(splittable, key=cost)
+        programs.remove(largest)
+        programs += [largest[0::2], largest[1::2]]
+    return programs
+
+
+def plan_groups(sweep: Sweep, parts: int = 1) -> list[Group]:
+    """Every cell x repeat as an engine Run, grouped as the engine would compile them
+    and split so that at least `parts` groups (the workers) can train at once where
+    there are runs enough, costliest group first. Cells with the same scaled data share
+    one PreparedData."""
     prepared: dict[tuple, PreparedData] = {}
     runs: list[tuple[Run, int, int]] = []
     for cell in sweep.cells:
@@ -81,7 +105,9 @@ def plan_groups(sweep: Sweep) -> list[Group]:
                 {"cell": cell.label, "repeat": repeat},
             )
             runs.append((run, cell.index, repeat))
-    programs = plan_programs([entry[0] for entry in runs])
+    programs = split_for_workers(
+        plan_programs([entry[0] for entry in runs]), [e[0] for e in runs], parts
+    )
     digests: dict[int, str] = {}
     tables = [variant_tables(cell.variant) for cell in sweep.cells]
     groups = []
