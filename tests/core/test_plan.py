@@ -118,16 +118,20 @@ def test_the_planner_packs_depths_and_activations_of_one_width_only(circles):
 
 def test_long_runs_pack_only_neighbouring_depths(circles):
     """The cost model: padding a 1-layer model to 30 layers for 8,000 steps costs more
-    training than one compilation saves; neighbouring depths still pack."""
-    long = sl.TrainConfig(epochs=500, loss="binary_crossentropy", metrics=("accuracy",))
-    runs = [
-        sl.Run(_model(depth, "relu", "he_uniform"), sl.SGD(), circles, seed, long)
-        for depth in (1, 29, 30)
-        for seed in range(20)
-    ]
-    programs = plan_programs(runs)
-    assert [0] in [p[:1] for p in programs] and len(programs) == 2
-    shape = _Shape.of(runs[0])
+    training than one compilation saves (29 and 30 layers still pack); for 48 steps
+    everything packs."""
+
+    def runs(epochs):
+        config = sl.TrainConfig(epochs=epochs, loss="binary_crossentropy", metrics=("accuracy",))
+        return [
+            sl.Run(_model(depth, "relu", "he_uniform"), sl.SGD(), circles, seed, config)
+            for depth in (1, 29, 30)
+            for seed in range(20)
+        ]
+
+    assert [p[0] for p in plan_programs(runs(500))] == [0, 20]
+    assert len(plan_programs(runs(3))) == 1
+    shape = _Shape.of(runs(500)[0])
     assert program_cost(shape, 20, 30, 1, packed=True) > program_cost(shape, 20, 30, 1, False)
 
 
