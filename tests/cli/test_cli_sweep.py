@@ -20,26 +20,30 @@ def write_sweep(tmp_path, **changes):
 def test_sweep_trains_writes_and_resumes(tmp_path):
     path = write_sweep(tmp_path, axes=TWO_GROUPS)
     out = tmp_path / "out"
-    result = invoke("sweep", str(path), "--out", str(out), "--quiet", env=WIDE)
+    result = invoke("sweep", str(path), "--out", str(out), "--quiet", "--workers", "2", env=WIDE)
     assert result.exit_code == 0, result.output
     assert "units=8, learning_rate=0.001" in result.output
     assert "Baseline: units=4, learning_rate=0.01" in result.output
     assert "12 models in 2 compiled groups" in result.output
     summary = json.loads((out / "sweep.json").read_text())
     assert summary["timing"]["groups_resumed"] == 0
-    again = invoke("sweep", str(path), "--out", str(out), "--quiet", env=WIDE)
+    again = invoke("sweep", str(path), "--out", str(out), "--quiet", "--workers", "2", env=WIDE)
     assert again.exit_code == 0, again.output
     assert "2 loaded from an earlier run" in again.output
-    fresh = invoke("sweep", str(path), "--out", str(out), "--quiet", "--fresh", env=WIDE)
+    fresh = invoke(
+        "sweep", str(path), "--out", str(out), "--quiet", "--fresh", "--workers", "2", env=WIDE
+    )
     assert "2 loaded" not in fresh.output
     assert json.loads((out / "sweep.json").read_text())["cells"] == summary["cells"]
 
 
 def test_dry_run_lists_cells_and_groups(tmp_path):
     path = write_sweep(tmp_path)
-    result = invoke("sweep", str(path), "--dry-run", "--repeats", "5", env=WIDE)
+    result = invoke("sweep", str(path), "--dry-run", "--repeats", "5", "--workers", "1", env=WIDE)
     assert result.exit_code == 0, result.output
     assert "4 cells x 5 repeats in 1 compiled groups" in result.output
+    two = invoke("sweep", str(path), "--dry-run", "--workers", "2", env=WIDE)
+    assert "in 2 compiled groups" in two.output  # one per worker
     assert "learning_rate=0.001, input_scaler=standard" in result.output
     assert not (tmp_path / "runs").exists()
 

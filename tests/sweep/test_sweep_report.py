@@ -21,7 +21,7 @@ from stablelearn.sweep.statistics import cell_statistics, comparisons, sweep_sum
 def result(tmp_path_factory):
     raw = small_sweep(axes=TWO_GROUPS, sweep={"success": {"max": 200.0}})
     sweep = load_sweep_mapping(raw, "s.toml")
-    return run_sweep(sweep, tmp_path_factory.mktemp("sweep"))
+    return run_sweep(sweep, tmp_path_factory.mktemp("sweep"), workers=2)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ def sweep():
 @pytest.fixture(scope="module")
 def complete(sweep, tmp_path_factory):
     folder = tmp_path_factory.mktemp("complete")
-    return run_sweep(sweep, folder), folder
+    return run_sweep(sweep, folder, workers=2), folder
 
 
 def assert_same_results(a, b) -> None:
@@ -82,17 +82,19 @@ def test_an_interrupted_sweep_keeps_finished_groups_and_resumes(sweep, complete,
         raise Interrupt
 
     with pytest.raises(Interrupt):
-        run_sweep(sweep, tmp_path, on_group=stop_after_first)
+        run_sweep(sweep, tmp_path, on_group=stop_after_first, workers=2)
     store = tmp_path / GROUPS_FOLDER
     saved = sorted(p.name for p in store.iterdir())
     assert len(saved) == 1 and saved[0].endswith(".npz")  # one whole group, nothing partial
     # a kill during a write leaves at most a temporary file, which is never read
     (store / f".{saved[0]}.1234.tmp").write_bytes(b"half a file")
     seen = []
-    resumed = run_sweep(sweep, tmp_path, on_group=lambda r, done, total: seen.append(done))
+    resumed = run_sweep(
+        sweep, tmp_path, on_group=lambda r, done, total: seen.append(done), workers=2
+    )
     assert resumed.groups_resumed == 1 and seen == [2]
     assert_same_results(resumed, complete[0])
-    again = run_sweep(sweep, tmp_path)
+    again = run_sweep(sweep, tmp_path, workers=2)
     assert again.groups_resumed == 2
     assert_same_results(again, complete[0])
 
@@ -103,21 +105,21 @@ def test_a_corrupt_or_stale_group_file_is_retrained(sweep, complete, tmp_path):
     store.mkdir()
     (store / f"{groups[0].id}.npz").write_bytes(b"truncated")
     (store / "0123456789abcdef.npz").write_bytes(b"from another sweep")
-    result = run_sweep(sweep, tmp_path)
+    result = run_sweep(sweep, tmp_path, workers=2)
     assert result.groups_resumed == 0
     assert_same_results(result, complete[0])
-    assert run_sweep(sweep, tmp_path, fresh=True).groups_resumed == 0
+    assert run_sweep(sweep, tmp_path, fresh=True, workers=2).groups_resumed == 0
 
 
 def test_a_changed_sweep_retrains_only_changed_groups(sweep, complete):
     _, folder = complete
     changed = small_sweep(axes={"model.units": [4, 6], "optimizer.learning_rate": [0.01, 0.001]})
-    result = run_sweep(load_sweep_mapping(changed, "s.toml"), folder)
+    result = run_sweep(load_sweep_mapping(changed, "s.toml"), folder, workers=2)
     assert (result.groups, result.groups_resumed) == (2, 1)  # width 4 reused
 
 
 def test_worker_threads_give_the_same_numbers(sweep, complete, tmp_path):
-    result = run_sweep(sweep, tmp_path, workers=1)  # the others ran on one thread per core
+    result = run_sweep(sweep, tmp_path, workers=1)  # the others ran on two threads
     assert_same_results(result, complete[0])
     assert len(list((tmp_path / GROUPS_FOLDER).glob("*.npz"))) == 2
 
@@ -129,7 +131,7 @@ def test_saved_groups_are_reused_when_new_values_renumber_the_cells(sweep, compl
         name = f"{GROUPS_FOLDER}/{group.id}.npz"
         shutil.copy(folder / name, tmp_path / name)
     grown = small_sweep(axes={"model.units": [6, 4, 8], "optimizer.learning_rate": [0.01, 0.001]})
-    again = run_sweep(load_sweep_mapping(grown, "s.toml"), tmp_path)
+    again = run_sweep(load_sweep_mapping(grown, "s.toml"), tmp_path, workers=2)
     assert (again.groups, again.groups_resumed) == (3, 2)  # widths 4 and 8 were saved
     moved = again.cells >= 2  # the old cells 0-3 are now cells 2-5
     np.testing.assert_array_equal(again.cells[moved] - 2, result.cells)
