@@ -166,8 +166,10 @@ class Observation:
 
     loss is the training loss [models, epochs]; telemetry holds stablelearn.telemetry's
     arrays (per-layer [models, epochs, layers], dead/saturated [models, epochs, hidden]);
-    layer_names name the per-layer columns (the output layer last) and hidden_names the
-    dead/saturated ones.
+    layer_names name the per-layer columns (the deepest model's; the output layer last)
+    and hidden_names the dead/saturated ones. Models of different depths (packed in one
+    program) are padded with NaN after their own output layer; `layers` says how many
+    columns each model has (None: all of them).
     """
 
     loss: np.ndarray
@@ -177,11 +179,13 @@ class Observation:
     layer_names: tuple[str, ...]
     hidden_names: tuple[str, ...]
     baseline_loss: float  # the best constant prediction's training loss
+    layers: tuple[int, ...] | None = None  # per model, its per-layer columns
 
     @classmethod
     def from_result(cls, result: TrainResult) -> "Observation":
         run = result.runs[0]
-        names = tuple(result.layer_names(0))
+        depths = [len(r.model.layers) for r in result.runs]
+        names = tuple(result.layer_names(int(np.argmax(depths))))
         return cls(
             loss=result.history["loss"],
             telemetry=result.telemetry,
@@ -190,7 +194,13 @@ class Observation:
             layer_names=names,
             hidden_names=names[:-1],
             baseline_loss=baseline_loss(run.data.train_y, run.config.loss),
+            layers=tuple(depths),
         )
+
+    def output_column(self) -> np.ndarray:
+        """Per model, the per-layer column of its output layer."""
+        n = len(self.layer_names)
+        return np.asarray(self.layers if self.layers is not None else [n] * self.n_models) - 1
 
     @property
     def n_models(self) -> int:
@@ -295,12 +305,14 @@ def detect_vanishing(result: Observed) -> Finding | None:
         return None
     with np.errstate(all="ignore"):
         per_layer = np.nanmedian(t["grad_norm"], axis=1)  # [models, layers]
-        ratio = np.nanmin(per_layer[:, :-1], axis=1) / per_layer[:, -1]
+        output = obs.output_column()
+        hidden = np.where(np.arange(per_layer.shape[1]) < output[:, None], per_layer, np.nan)
+        ratio = np.nanmin(hidden, axis=1) / per_layer[np.arange(len(output)), output]
     mask = not_learning_mask(obs) & ~obs.diverged & np.isfinite(ratio) & (ratio <= VANISHING_RATIO)
     if not mask.any():
         return None
     names = obs.layer_names
-    weakest = np.nanargmin(per_layer[mask, :-1], axis=1)
+    weakest = np.nanargmin(hidden[mask], axis=1)
     return Finding(
         "vanishing_gradients", "Vanishing gradients", "warning",
         f"In {mask.sum()} of {obs.n_models} models that do not learn, a hidden layer's gradient is at most "

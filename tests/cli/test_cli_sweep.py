@@ -42,8 +42,9 @@ def test_dry_run_lists_cells_and_groups(tmp_path):
     result = invoke("sweep", str(path), "--dry-run", "--repeats", "5", "--workers", "1", env=WIDE)
     assert result.exit_code == 0, result.output
     assert "4 cells x 5 repeats in 1 compiled groups" in result.output
-    two = invoke("sweep", str(path), "--dry-run", "--workers", "2", env=WIDE)
-    assert "in 2 compiled groups" in two.output  # one per worker
+    deep = write_sweep(tmp_path, axes={"model.depth": [1, 2], "optimizer.learning_rate": [0.1]})
+    two = invoke("sweep", str(deep), "--dry-run", env=WIDE)
+    assert "in 2 compiled groups" in two.output  # packed, then split in two
     assert "learning_rate=0.001, input_scaler=standard" in result.output
     assert not (tmp_path / "runs").exists()
 

@@ -6,6 +6,8 @@ a 1-2(relu)-2(tanh)-1 net on a 4-row target of -1/1 (variance 1, so a loss ratio
 loss itself). The lesson's cases run the shipped catalog experiments at their settings.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -208,6 +210,22 @@ def test_vanishing_uses_the_median_over_epochs():
     finding = dx.detect_vanishing(synthetic([1.0, 1.0, 1.0], tele=telemetry(grad_norm=grad)))
     assert finding.evidence["models"] == [1]
     assert finding.evidence["weakest_layers"] == ["hidden_1"]
+
+
+def test_vanishing_reads_each_models_own_output_layer_when_depths_differ():
+    """Packed models of different depths: the shallower one's columns end with NaN."""
+    grad = np.ones((2, EPOCHS, 3), np.float32)
+    grad[0, :, 1] = 0.01  # depth 2: hidden_2 vanishes
+    grad[1, :, 0], grad[1, :, 2] = 0.01, np.nan  # depth 1: hidden_1 vanishes; no third layer
+    result = synthetic([1.0, 1.0], tele=telemetry(2, grad_norm=grad))
+    deep = sl.MLP(NET.input_dim, (NET.hidden[0],) * 2, NET.output)
+    shallow = sl.MLP(NET.input_dim, (NET.hidden[0],), NET.output)
+    runs = (dataclasses.replace(result.runs[0], model=deep),
+            dataclasses.replace(result.runs[1], model=shallow))  # fmt: skip
+    finding = dx.detect_vanishing(dataclasses.replace(result, runs=runs))
+    assert finding.evidence["models"] == [0, 1]
+    assert finding.evidence["ratio_min_hidden_to_output"] == [pytest.approx(0.01)] * 2
+    assert finding.evidence["weakest_layers"] == ["hidden_1", "hidden_2"]
 
 
 def test_vanishing_needs_hidden_layers_and_telemetry():

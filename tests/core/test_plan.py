@@ -149,3 +149,17 @@ def test_scanned_slots_train_as_the_unrolled_ones(circles, packed, monkeypatch):
         np.testing.assert_allclose(scanned.history[name], unrolled.history[name], rtol=1e-5)
     for key in ("grad_norm", "dead_fraction"):
         np.testing.assert_allclose(scanned.telemetry[key], unrolled.telemetry[key], rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", [sl.Adam(0.01, epsilon=0.0), sl.RMSprop(0.01, epsilon=0.0)])
+def test_unused_slots_stay_zero_even_where_the_optimizer_would_divide_zero_by_zero(
+    circles, optimizer
+):
+    tanh = [(1, "tanh", "glorot_uniform"), (3, "tanh", "glorot_uniform")]  # no dead units
+    runs = _runs(circles, tanh, seeds=(0,), optimizer=optimizer)
+    together = sl.train(runs)
+    assert together.timing.programs == 1 and not together.diverged.any()
+    for i, run in enumerate(runs):
+        alone = sl.train([run])
+        np.testing.assert_allclose(together.history["loss"][i], alone.history["loss"][0], rtol=1e-5)

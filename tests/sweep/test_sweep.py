@@ -51,11 +51,10 @@ def test_cells_that_share_shapes_train_as_one_group_and_depths_pack():
     assert group.runs[0].data is group.runs[6].data
     assert group.runs[0].data is not group.runs[3].data
 
-    # depths differ only in numbers of equal layers: packed into one program
+    # depths differ only in numbers of equal layers: packed into one program (in two
+    # groups, see test_packed_groups_split_in_two_and_unpacked_ones_never)
     deep = load(axes={"model.depth": [1, 2, 3], "optimizer.learning_rate": [0.01, 0.1]})
-    (group,) = plan_groups(deep)
-    assert len(group.runs) == 18
-    assert sorted({r.model.depth for r in group.runs}) == [1, 2, 3]
+    assert sum(len(g.runs) for g in plan_groups(deep)) == 18
     # widths differ: separate programs
     wide = load(axes={"model.units": [2, 8], "optimizer.learning_rate": [0.01, 0.1]})
     assert sorted(g.runs[0].model.hidden[0].units for g in plan_groups(wide)) == [2, 8]
@@ -91,8 +90,8 @@ def test_named_axis_sets_several_fields_and_initializers_share_a_program():
         "glorot_normal",
     ] * 2
     # initializers only change the starting weights, and the tanh and relu layers of
-    # these short runs pack: one program, not four
-    assert len(plan_groups(sweep)) == 1
+    # these short runs pack: one program (split in two groups), not four
+    assert len(plan_groups(sweep)) == 2
 
 
 def test_hidden_list_of_identical_layers_accepts_depth_and_layer_axes():
@@ -315,7 +314,7 @@ def test_shipped_sweeps_load_and_plan():
     assert depth.cells[depth.baseline].label == "depth=5, activation=relu"
     # 500 epochs: training dominates, so hardly anything packs; 20 epochs: everything
     assert len(plan_groups(depth)) > 100
-    assert len(plan_groups(resolve_sweep("depth-activation", epochs=20))) == 1
+    assert len(plan_groups(resolve_sweep("depth-activation", epochs=20))) == 2  # split
     assert len(plan_groups(ids["clip-thresholds"])) == 1
     scalers = ids["scalers"]
     assert len(scalers.cells) == 16 and len(plan_groups(scalers)) == 1
@@ -329,13 +328,13 @@ def test_cells_are_found_by_label():
         sweep.cell("learning_rate=1")
 
 
-def test_groups_split_so_every_worker_has_one():
-    sweep = load()
-    (whole,) = plan_groups(sweep)
-    halves = plan_groups(sweep, parts=2)
-    assert len(halves) == 2 and sorted(len(g.runs) for g in halves) == [6, 6]
-    assert {g.id for g in halves}.isdisjoint({whole.id})
+def test_packed_groups_split_in_two_and_unpacked_ones_never():
+    (whole,) = plan_groups(load())  # one architecture: never split
+    assert len(whole.runs) == 12
+    deep = load(axes={"model.depth": [1, 2, 3], "optimizer.learning_rate": [0.01, 0.1]})
+    halves = plan_groups(deep)
+    assert sorted(len(g.runs) for g in halves) == [9, 9]
     pairs = sorted((c, r) for g in halves for c, r in zip(g.cells, g.repeats, strict=True))
-    assert pairs == sorted(zip(whole.cells, whole.repeats, strict=True))
-    assert all(set(g.cells) == {0, 1, 2, 3} for g in halves)  # both keep every cell
-    assert len(plan_groups(sweep, parts=100)) == 12  # at most one run per group
+    assert pairs == [(c, r) for c in range(6) for r in range(3)]
+    for group in halves:  # both halves keep every architecture: one program
+        assert sorted({run.model.depth for run in group.runs}) == [1, 2, 3]

@@ -72,9 +72,7 @@ def sweep_command(
     if folder.exists() and not folder.is_dir():
         raise StablelearnError(f"Output path {folder} is a file; choose a folder with --out.")
     if dry_run:
-        from stablelearn.sweep.run import default_workers
-
-        groups = plan_groups(spec, workers or default_workers())
+        groups = plan_groups(spec)
         console.print(
             f"{len(spec.cells)} cells x {spec.repeats} repeats in {len(groups)} compiled groups:"
         )

@@ -37,7 +37,7 @@ class Packing:
 
     The program's model has `slots` hidden layers of one width; a model of depth d uses
     the first d and passes its activations through the rest unchanged (a masked slot
-    gets exactly zero gradient, so every optimizer leaves it at zero). Each used slot
+    gets exactly zero gradient and zero updates, so it stays zero). Each used slot
     applies one of `activations`, chosen per model and slot by data.
     """
 
@@ -261,6 +261,19 @@ def _unit_stats(
     return out
 
 
+def _unused_slots_kept(updates: Params, layout: dict[str, jax.Array]) -> Params:
+    """Zero the updates of the slots a packed model does not use. Their gradient is
+    zero, which leaves them at zero under SGD, and under Adam and RMSprop unless
+    epsilon is 0, where 0 / 0 would make them NaN."""
+    slots = len(updates) - 1  # the output layer is always used
+    return tuple(
+        jax.tree.map(lambda u, i=i: jnp.where(layout["active"][i], u, 0.0), layer)
+        if 0 < i < slots
+        else layer
+        for i, layer in enumerate(updates)
+    )
+
+
 def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
@@ -308,6 +321,8 @@ def train_program(
         clip, optimizer = stages(hp)
         clipped, clip_state = clip.update(grads, opt_state[0])
         updates, optimizer_state = optimizer.update(clipped, opt_state[1], params)
+        if program.packing is not None:
+            updates = _unused_slots_kept(updates, layout)
         batch_size = jnp.sum(weights)
         sums = [loss * batch_size]
         sums += [

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from stablelearn.data import PreparedData
-from stablelearn.engine import plan_programs
+from stablelearn.engine import compute_model, plan_programs
 from stablelearn.experiments.overrides import variant_tables
 from stablelearn.experiments.runner import model_cost
 from stablelearn.experiments.spec import Experiment
+from stablelearn.model import MLP
 from stablelearn.runs import Run
 from stablelearn.sweep.spec import Sweep, first_variant_data
 
+PACKED_PARTS = 2  # packed programs are split so that two groups can train side by side
 FORMAT_VERSION = 2  # bump when a saved group's content or meaning changes (2: packed groups)
 
 
@@ -61,12 +63,18 @@ def _digest_data(data: PreparedData, cache: dict[int, str]) -> str:
     return cache[id(data)]
 
 
-def split_for_workers(programs: list[list[int]], runs: list[Run], parts: int) -> list[list[int]]:
-    """Split the costliest programs in two until there are `parts` to train side by side
-    (packing can leave fewer programs than workers). The halves take every other run,
-    so both keep every architecture and share one compiled program; a model's numbers
-    in a half equal its numbers in the whole to float rounding (the model axis is
-    shorter), not always bit for bit."""
+def split_packed(programs: list[list[int]], runs: list[Run], parts: int) -> list[list[int]]:
+    """Split the costliest packed programs in two until there are `parts` programs, so
+    that packing does not leave a core idle. Only packed programs are split (an
+    unpacked group keeps exactly the numbers it had before packing existed), and each
+    architecture's runs are dealt alternately to the halves, so both halves keep every
+    architecture that has two runs or more and then share one compiled program. `parts`
+    is a constant, not the machine's core count, so the numbers do not depend on the
+    machine: a model's numbers in a half equal those in the whole to float rounding
+    (the model axis is shorter), not always bit for bit."""
+
+    def architecture(i: int) -> MLP:
+        return compute_model(runs[i].model)
 
     def cost(indices: list[int]) -> float:
         deepest = max((runs[i] for i in indices), key=lambda r: r.model.depth)
@@ -74,20 +82,24 @@ def split_for_workers(programs: list[list[int]], runs: list[Run], parts: int) ->
 
     programs = [list(p) for p in programs]
     while len(programs) < parts:
-        splittable = [p for p in programs if len(p) >= 2]
-        if not splittable:
+        packed = [p for p in programs if len({architecture(i) for i in p}) > 1]
+        if not packed:
             break
-        largest = max(splittable, key=cost)
+        largest = max(packed, key=cost)
+        by_architecture: dict[MLP, list[int]] = {}
+        for i in largest:
+            by_architecture.setdefault(architecture(i), []).append(i)
+        first = sorted(i for members in by_architecture.values() for i in members[0::2])
+        second = sorted(i for members in by_architecture.values() for i in members[1::2])
         programs.remove(largest)
-        programs += [largest[0::2], largest[1::2]]
+        programs += [first, second]
     return programs
 
 
-def plan_groups(sweep: Sweep, parts: int = 1) -> list[Group]:
+def plan_groups(sweep: Sweep) -> list[Group]:
     """Every cell x repeat as an engine Run, grouped as the engine would compile them
-    and split so that at least `parts` groups (the workers) can train at once where
-    there are runs enough, costliest group first. Cells with the same scaled data share
-    one PreparedData."""
+    (packed programs split in two, see split_packed), costliest group first. Cells with
+    the same scaled data share one PreparedData."""
     prepared: dict[tuple, PreparedData] = {}
     runs: list[tuple[Run, int, int]] = []
     for cell in sweep.cells:
@@ -105,9 +117,8 @@ def plan_groups(sweep: Sweep, parts: int = 1) -> list[Group]:
                 {"cell": cell.label, "repeat": repeat},
             )
             runs.append((run, cell.index, repeat))
-    programs = split_for_workers(
-        plan_programs([entry[0] for entry in runs]), [e[0] for e in runs], parts
-    )
+    all_runs = [entry[0] for entry in runs]
+    programs = split_packed(plan_programs(all_runs), all_runs, PACKED_PARTS)
     digests: dict[int, str] = {}
     tables = [variant_tables(cell.variant) for cell in sweep.cells]
     groups = []

@@ -261,10 +261,7 @@ def run_sweep(
     if workers is None:
         workers = default_workers()
     start = time.perf_counter()
-    # as many groups as can train at once (a local Ray has num_cpus workers; for a
-    # cluster at `address` the count is not known before connecting: one per local core)
-    parts = workers if backend == "local" else (num_cpus or default_workers())
-    groups = plan_groups(sweep, parts)
+    groups = plan_groups(sweep)
     store = folder / GROUPS_FOLDER
     records = {} if fresh else saved_records(groups, store)
     resumed = len(records)
