@@ -33,6 +33,7 @@ def _run_and_write(
 ) -> tuple[list, list, float]:
     from stablelearn.lesson.reproduce import run_and_write
 
+    use_compile_cache()
     with progress(quiet) as bar:
         task = bar.add_task("training", total=len(experiments))
 
@@ -129,7 +130,6 @@ def run_command(
 
     spec = resolve(experiment).override(**_overrides(repeats, epochs, leak_free))
     folder = out or default_folder(spec.id)
-    use_compile_cache()
     (result,), claims, wall_s = _run_and_write([spec], folder, quiet, combined=False)
     _print_experiment(result)
     if claims:
@@ -152,7 +152,6 @@ def reproduce_command(
 
     experiments = [e.override(**_overrides(repeats, epochs, leak_free)) for e in catalog()]
     folder = out or default_folder("reproduce")
-    use_compile_cache()
     results, claims, wall_s = _run_and_write(experiments, folder, quiet, combined=True)
     if not quiet:
         for result in results:

@@ -41,9 +41,16 @@ class _Candidate:
     """Runs that could train as one program, and what the cost model needs of them."""
 
     indices: tuple[int, ...]
-    depth: int  # the deepest model's hidden layers
-    activations: frozenset[str]
     architectures: frozenset[tuple[int, frozenset[str]]]  # (depth, activations) present
+
+    @property
+    def depth(self) -> int:
+        """The deepest model's hidden layers."""
+        return max(depth for depth, _ in self.architectures)
+
+    @property
+    def activations(self) -> frozenset[str]:
+        return frozenset().union(*(names for _, names in self.architectures))
 
 
 def family_key(run: Run) -> tuple | None:
@@ -95,12 +102,7 @@ def _cost(shape: _Shape, candidate: _Candidate) -> float:
 
 
 def _together(a: _Candidate, b: _Candidate) -> _Candidate:
-    return _Candidate(
-        a.indices + b.indices,
-        max(a.depth, b.depth),
-        a.activations | b.activations,
-        a.architectures | b.architectures,
-    )
+    return _Candidate(a.indices + b.indices, a.architectures | b.architectures)
 
 
 def _merge(shape: _Shape, candidates: list[_Candidate]) -> list[_Candidate]:
@@ -137,9 +139,7 @@ def plan_programs(runs: Sequence[Run]) -> list[list[int]]:
             continue
         model = compute_model(run.model)
         activations = frozenset(layer.activation for layer in model.hidden)
-        candidate = _Candidate(
-            tuple(indices), model.depth, activations, frozenset({(model.depth, activations)})
-        )
+        candidate = _Candidate(tuple(indices), frozenset({(model.depth, activations)}))
         families.setdefault(key, []).append(candidate)
     for candidates in families.values():
         shape = _Shape.of(runs[candidates[0].indices[0]])

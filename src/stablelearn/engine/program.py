@@ -157,26 +157,24 @@ def forward_layers(
     # every packed model has a first hidden layer; the later slots all have one shape,
     # so deep programs run them as one scanned layer (compiling then does not grow
     # with the depth)
+    def slot(h: jax.Array, xs: tuple) -> tuple:
+        p, active, choice = xs
+        z, applied = hidden(p, h, choice)
+        h = jnp.where(active, applied, h)
+        return h, (z, h)
+
     z, h = hidden(params[0], x_t, layout["activation"][0])
     pre_activations, activations = [z], [h]
     slots = program.model.depth
     if slots > 1 and not program.packing.scanned:
         for i in range(1, slots):
-            z, applied = hidden(params[i], h, layout["activation"][i])
-            h = jnp.where(layout["active"][i], applied, h)
+            h, (z, _) = slot(h, (params[i], layout["active"][i], layout["activation"][i]))
             pre_activations.append(z)
             activations.append(h)
     elif slots > 1:
-
-        def step(h, xs):
-            p, active, choice = xs
-            z, applied = hidden(p, h, choice)
-            h = jnp.where(active, applied, h)
-            return h, (z, h)
-
         stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *params[1:slots])
         xs = (stacked, layout["active"][1:], layout["activation"][1:])
-        h, (zs, hs) = jax.lax.scan(step, h, xs)
+        h, (zs, hs) = jax.lax.scan(slot, h, xs)
         pre_activations += [zs[i] for i in range(slots - 1)]
         activations += [hs[i] for i in range(slots - 1)]
     output = program.model.output

@@ -7,6 +7,7 @@ its id hashes everything that decides its numbers.
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +38,14 @@ class Group:
     @property
     def cost(self) -> float:
         """Relative training cost, as the runner orders experiments."""
-        run = max(self.runs, key=lambda r: r.model.depth)  # packed models compute the deepest
-        return len(self.runs) * model_cost(len(run.data.train_y), run.config, run.model)
+        return runs_cost(self.runs)
+
+
+def runs_cost(runs: Sequence[Run]) -> float:
+    """Relative training cost of runs trained as one program: packed models compute
+    the deepest one's layers."""
+    deepest = max(runs, key=lambda r: r.model.depth)
+    return len(runs) * model_cost(len(deepest.data.train_y), deepest.config, deepest.model)
 
 
 def _data_key(experiment: Experiment) -> tuple:
@@ -76,16 +83,12 @@ def split_packed(programs: list[list[int]], runs: list[Run], parts: int) -> list
     def architecture(i: int) -> MLP:
         return compute_model(runs[i].model)
 
-    def cost(indices: list[int]) -> float:
-        deepest = max((runs[i] for i in indices), key=lambda r: r.model.depth)
-        return len(indices) * model_cost(len(deepest.data.train_y), deepest.config, deepest.model)
-
     programs = [list(p) for p in programs]
     while len(programs) < parts:
         packed = [p for p in programs if len({architecture(i) for i in p}) > 1]
         if not packed:
             break
-        largest = max(packed, key=cost)
+        largest = max(packed, key=lambda p: runs_cost([runs[i] for i in p]))
         by_architecture: dict[MLP, list[int]] = {}
         for i in largest:
             by_architecture.setdefault(architecture(i), []).append(i)
