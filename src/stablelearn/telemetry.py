@@ -22,13 +22,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from stablelearn.activations import activation_kind
 from stablelearn.model import MLP, Params, forward_layers
 
+DEAD_KINDS = ("relu", "relu6")  # activations whose units can die (zero for every example)
 TANH_SATURATION = 0.99
 SIGMOID_SATURATION = 0.01
-NOT_APPLICABLE = jnp.nan  # dead units for tanh, saturation for relu, ...
 
 
 def layer_norms(tree: Params) -> jax.Array:
@@ -97,16 +98,26 @@ def activation_stats(model: MLP, params: Params, x_t: jax.Array) -> dict[str, ja
 def unit_fractions(hidden: list[jax.Array], kinds: list[str]) -> dict[str, jax.Array]:
     """Dead and saturated fractions of hidden activations [units, rows], each read as the
     activation family given for it (NaN where that family cannot die or saturate)."""
-    dead, saturated = [], []
-    for kind, h in zip(kinds, hidden, strict=True):
-        if kind in ("relu", "relu6"):
-            dead.append(jnp.mean(jnp.all(h <= 0, axis=1)))
-        else:
-            dead.append(jnp.asarray(NOT_APPLICABLE))
-        if kind == "tanh":
-            saturated.append(jnp.mean(jnp.abs(h) > TANH_SATURATION))
-        elif kind == "sigmoid":
-            saturated.append(jnp.mean((h < SIGMOID_SATURATION) | (h > 1 - SIGMOID_SATURATION)))
-        else:
-            saturated.append(jnp.asarray(NOT_APPLICABLE))
-    return {"dead_fraction": jnp.stack(dead), "saturated_fraction": jnp.stack(saturated)}
+    pairs = [
+        unit_fraction(jnp, kind, h, units_axis=0) for kind, h in zip(kinds, hidden, strict=True)
+    ]
+    return {
+        "dead_fraction": jnp.stack([dead for dead, _ in pairs]),
+        "saturated_fraction": jnp.stack([saturated for _, saturated in pairs]),
+    }
+
+
+def unit_fraction(xp: Any, kind: str, h: Any, units_axis: int) -> tuple[Any, Any]:
+    """(dead fraction, saturated fraction) of one activation output of any shape, with
+    NumPy or jax.numpy as `xp` (the Keras Monitor reads convolution channels too): a unit
+    is dead when it is at most 0 for every example; NaN where not applicable."""
+    nan = xp.asarray(np.nan, np.float32)
+    if kind in DEAD_KINDS:
+        units = xp.moveaxis(h, units_axis, -1).reshape(-1, h.shape[units_axis])
+        return xp.mean(xp.all(units <= 0, axis=0).astype(np.float32)), nan
+    if kind == "tanh":
+        return nan, xp.mean((xp.abs(h) > TANH_SATURATION).astype(np.float32))
+    if kind == "sigmoid":
+        outside = (h < SIGMOID_SATURATION) | (h > 1 - SIGMOID_SATURATION)
+        return nan, xp.mean(outside.astype(np.float32))
+    return nan, nan

@@ -19,10 +19,9 @@ import keras
 import numpy as np
 
 from stablelearn.errors import ConfigError
-from stablelearn.telemetry import SIGMOID_SATURATION, TANH_SATURATION
+from stablelearn.telemetry import unit_fraction
 
 BACKENDS = ("jax", "tensorflow", "torch")
-DEAD_KINDS = ("relu", "relu6")  # activations whose units can die (output zero for every row)
 
 
 @dataclass(frozen=True)
@@ -86,20 +85,6 @@ def _all_finite(xp: Any, arrays: Sequence[Any]) -> Any:
     return xp.all(xp.stack([xp.all(xp.isfinite(a)) for a in arrays]))
 
 
-def _unit_stats(xp: Any, kind: str, h: Any, axis: int) -> tuple[Any, Any]:
-    """(dead fraction, saturated fraction) of one activation output; NaN where not applicable."""
-    nan = xp.asarray(np.nan, np.float32)
-    if kind in DEAD_KINDS:
-        units = xp.moveaxis(h, axis, -1).reshape(-1, h.shape[axis])
-        return xp.mean(xp.all(units <= 0, axis=0).astype(np.float32)), nan
-    if kind == "tanh":
-        return nan, xp.mean((xp.abs(h) > TANH_SATURATION).astype(np.float32))
-    if kind == "sigmoid":
-        outside = (h < SIGMOID_SATURATION) | (h > 1 - SIGMOID_SATURATION)
-        return nan, xp.mean(outside.astype(np.float32))
-    return nan, nan
-
-
 def statistics(
     xp: Any,
     plan: ProbePlan,
@@ -125,7 +110,7 @@ def statistics(
     result = {k: xp.stack(v) for k, v in per_layer.items()}
     dead, saturated, finite = [], [], []
     for (kind, axis), h in zip(plan.output_kinds, outputs or (), strict=False):
-        d, s = _unit_stats(xp, kind, h, axis)
+        d, s = unit_fraction(xp, kind, h, axis)
         dead.append(d)
         saturated.append(s)
         finite.append(xp.all(xp.isfinite(h)))
