@@ -17,3 +17,11 @@ class ConfigError(StablelearnError):
 
 class DataError(StablelearnError):
     """Data that cannot be trained on as given (NaNs, wrong shapes, constant columns...)."""
+
+
+class ResourceError(StablelearnError):
+    """A plan that cannot fit in this machine's memory (said before any work starts)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was kept for the user (the CLI prints it and exits 130)."""

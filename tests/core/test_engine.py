@@ -4,6 +4,8 @@ Most tests share one shape (the lesson's 20-25-1 MLP on 500/500 rows, 4 models, 
 epochs) so they reuse one compiled program; the lesson outcome tests share another.
 """
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -349,3 +351,81 @@ def test_models_that_differ_only_in_initializers_share_one_program(scaled_target
         )
     start = sl.init_ensemble(glorot, [1])[0]["kernel"][0]
     assert not np.allclose(start, sl.init_ensemble(he, [1])[0]["kernel"][0])
+
+
+# --- training in chunks of epochs -----------------------------------------------------------
+
+
+def _assert_same_training(a, b):
+    for key in a.history:
+        np.testing.assert_array_equal(a.history[key], b.history[key], err_msg=key)
+    for key in a.test_scores:
+        np.testing.assert_array_equal(a.test_scores[key], b.test_scores[key], err_msg=key)
+        np.testing.assert_array_equal(a.train_scores[key], b.train_scores[key], err_msg=key)
+    for key in a.telemetry:
+        np.testing.assert_array_equal(a.telemetry[key], b.telemetry[key], err_msg=key)
+    np.testing.assert_array_equal(a.diverged_epoch, b.diverged_epoch)
+    for pa, pb in zip(a.final_params, b.final_params, strict=True):
+        jax.tree.map(np.testing.assert_array_equal, pa, pb)
+
+
+@pytest.mark.parametrize("chunk", [2, 5])
+def test_training_in_chunks_of_epochs_is_bit_identical_to_one_chunk(
+    lesson_mlp, lesson_sgd, scaled_target, unscaled, monkeypatch, chunk
+):
+    """Chunks of 2 epochs (the last one padded) or 5 (all epochs in one) give the
+    numbers of one chunk: the optimizer state carries over, padding epochs change
+    nothing, and dead-unit statistics are sampled at the same epochs. One model
+    diverges, so non-finite values cross chunk boundaries too."""
+    engine_train = importlib.import_module("stablelearn.engine.train")
+
+    runs = make_runs(lesson_mlp, [scaled_target] * 3 + [unscaled], [lesson_sgd] * 4, [0, 1, 2, 3])
+    whole = sl.train(runs)
+    monkeypatch.setattr(engine_train, "chunk_epochs", lambda runs, program=None: chunk)
+    chunked = sl.train(runs)
+    _assert_same_training(whole, chunked)
+    assert whole.telemetry and whole.diverged.sum() == 1
+
+
+@pytest.mark.slow
+def test_a_packed_adam_program_trains_the_same_in_chunks(regression, monkeypatch):
+    """Depths and activations packed into one program, with Adam's two moments and its
+    step count carried from chunk to chunk."""
+    engine_train = importlib.import_module("stablelearn.engine.train")
+
+    data = sl.prepare(regression, "standard", "standard", n_train=200)
+    models = [sl.MLP.stack(20, depth, 5, act) for depth, act in [(1, "relu"), (3, "tanh")]]
+    config = sl.TrainConfig(epochs=7, batch_size=64)
+    runs = [sl.Run(m, sl.Adam(0.01), data, s, config) for m in models for s in (0, 1)]
+    assert len(sl.engine.plan_programs(runs)) == 1
+    whole = sl.train(runs)
+    monkeypatch.setattr(engine_train, "chunk_epochs", lambda runs, program=None: 3)
+    _assert_same_training(whole, sl.train(runs))
+
+
+def test_a_stop_request_ends_training_between_chunks(lesson_mlp, lesson_sgd, scaled_target):
+    import threading
+
+    from stablelearn.interrupts import Stopped
+
+    stop = threading.Event()
+    stop.set()
+    runs = make_runs(lesson_mlp, [scaled_target] * 4, [lesson_sgd] * 4, [0, 1, 2, 3])
+    with pytest.raises(Stopped, match="stopped at epoch 0 of 5"):
+        sl.train(runs, stop=stop)
+
+
+def test_a_long_run_draws_its_batches_a_chunk_at_a_time(lesson_mlp, lesson_sgd, scaled_target):
+    """100,000 epochs would be 14 GB of batch indices for 90 models drawn at once; the
+    group holds a stream and trains in chunks of a fraction of a second."""
+    from stablelearn.engine.budget import CHUNK_S, step_seconds
+    from stablelearn.engine.train import prepare_training
+
+    config = sl.TrainConfig(epochs=100_000)
+    runs = [sl.Run(lesson_mlp, lesson_sgd, scaled_target, s, config) for s in range(4)]
+    (group,) = prepare_training(runs).groups
+    inputs = group.inputs
+    assert inputs.chunk_epochs < 100_000
+    epoch_s = inputs.steps_per_epoch * step_seconds(4, lesson_mlp, 32)
+    assert inputs.chunk_epochs * epoch_s <= CHUNK_S
+    assert inputs.compile_args()[9].shape == (inputs.chunk_epochs, 16, 4, 32)

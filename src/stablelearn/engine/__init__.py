@@ -25,7 +25,7 @@ from stablelearn.engine.batches import batch_schedule, row_weights
 from stablelearn.engine.compilation import MAX_CACHED_PROGRAMS, release_compiled
 from stablelearn.engine.plan import plan_programs
 from stablelearn.engine.program import Program, compute_model, group_key
-from stablelearn.engine.train import Compiled, execute, fit, prepare_training, train
+from stablelearn.engine.train import Compiled, Stopped, execute, fit, prepare_training, train
 from stablelearn.engine.weights import init_ensemble
 from stablelearn.results import Timing
 from stablelearn.runs import MAX_SEED, Run, TrainConfig, check_model_for_data
@@ -36,6 +36,7 @@ __all__ = [
     "Compiled",
     "Program",
     "Run",
+    "Stopped",
     "Timing",
     "TrainConfig",
     "batch_schedule",

@@ -276,9 +276,32 @@ def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
+def _stages(program: Program, hp: dict[str, jax.Array]) -> tuple[optax.GradientTransformation, ...]:
+    n_layers = len(program.model.layers)
+    return build_clipping(program.optimizer, hp, n_layers), build_optimizer(program.optimizer, hp)
+
+
+def initial_opt_state(program: Program, params: Params, hyperparameters: dict[str, jax.Array]):
+    """Every model's fresh clipping and optimizer state (leading model axis)."""
+    return jax.vmap(lambda p, hp: tuple(stage.init(p) for stage in _stages(program, hp)))(
+        params, hyperparameters
+    )
+
+
+def _nan_like(tree: Any) -> Any:
+    """NaN (floats) or zero arrays shaped like `tree`, a pytree of shapes."""
+    return jax.tree.map(
+        lambda a: jnp.full(
+            a.shape, jnp.nan if jnp.issubdtype(a.dtype, jnp.floating) else 0, a.dtype
+        ),
+        tree,
+    )
+
+
 def train_program(
     program: Program,
     params: Params,
+    opt_state: Any,
     hyperparameters: dict[str, jax.Array],
     layout: dict[str, jax.Array],
     variant: jax.Array,
@@ -288,22 +311,26 @@ def train_program(
     test_y: jax.Array,
     batch_rows: jax.Array,
     batch_weights: jax.Array,
-) -> dict[str, jax.Array]:
-    """All epochs of all models. Shapes: M models, V data variants, E epochs, S steps.
+    first_epoch: jax.Array,
+    n_epochs: jax.Array,
+) -> dict[str, Any]:
+    """One chunk of epochs of all models: epochs first_epoch .. first_epoch + C - 1 of
+    n_epochs, where C is batch_rows' leading axis. Shapes: M models, V data variants,
+    S steps.
 
-    params, hyperparameters and layout (packed programs: each model's slots, see
-    slot_layout; else empty) lead with [M]; variant [M] picks each model's data;
+    Training in chunks lets the caller stop between them (Ctrl-C) and draw batches a
+    chunk at a time; one compiled chunk serves every chunk of a run, the last one
+    padded: epochs at or past n_epochs leave the state as it is. The first chunk
+    (first_epoch 0) ignores `opt_state` and starts fresh; the chunk that reaches
+    n_epochs also evaluates the final weights.
+
+    params, opt_state, hyperparameters and layout (packed programs: each model's slots,
+    see slot_layout; else empty) lead with [M]; variant [M] picks each model's data;
     train_x [V, N, F]; train_y [V, N]; test_x_t [V, F, Nt]; test_y [V, Nt];
-    batch_rows [E, S, M, B] row indices; batch_weights [S, B] (0 marks padding).
+    batch_rows [C, S, M, B] row indices; batch_weights [S, B] (0 marks padding).
     """
-    n_layers = len(program.model.layers)
     n_train = train_y.shape[1]
     train_x_t = jnp.swapaxes(train_x, 1, 2)
-
-    def stages(hp: dict[str, jax.Array]) -> tuple[optax.GradientTransformation, ...]:
-        return build_clipping(program.optimizer, hp, n_layers), build_optimizer(
-            program.optimizer, hp
-        )
 
     def model_step(params, opt_state, acc, hp, layout, v, rows, weights, step):
         # one gather of whole rows; indexing the variant first would copy its full split
@@ -316,7 +343,7 @@ def train_program(
             return losses.weighted_mean(per_row, weights), output
 
         (loss, output), grads = jax.value_and_grad(batch_loss, has_aux=True)(params)
-        clip, optimizer = stages(hp)
+        clip, optimizer = _stages(program, hp)
         clipped, clip_state = clip.update(grads, opt_state[0])
         updates, optimizer_state = optimizer.update(clipped, opt_state[1], params)
         if program.packing is not None:
@@ -349,25 +376,18 @@ def train_program(
         )
         return (params, opt_state, acc), sums
 
-    n_epochs = batch_rows.shape[0]
     # dead/saturated units need a forward pass over the whole training split; in long
     # runs it is taken every `stride` epochs (about 100 samples) and on the last epoch
-    stride = max(1, -(-n_epochs // ACTIVATION_SAMPLES))
+    stride = jnp.maximum(1, -(-n_epochs // ACTIVATION_SAMPLES))
 
     def unit_stats(params, index):
         def measure():
             return activations(params, layout, variant)
 
-        def skip():
-            return jax.tree.map(
-                lambda a: jnp.full(a.shape, jnp.nan, a.dtype), jax.eval_shape(measure)
-            )
-
         due = (index % stride == stride - 1) | (index == n_epochs - 1) | (stride == 1)
-        return jax.lax.cond(due, measure, skip)
+        return jax.lax.cond(due, measure, lambda: _nan_like(jax.eval_shape(measure)))
 
-    def epoch(carry, xs):
-        rows, index = xs
+    def train_epoch(carry, rows, index):
         start, opt_state = carry
         acc = jax.vmap(telemetry.init_accumulator)(start) if program.telemetry else ()
         xs = (rows, batch_weights, jnp.arange(n_steps))
@@ -383,21 +403,38 @@ def train_program(
             out["telemetry"] = {**epoch_stats(acc, start, params), **unit_stats(params, index)}
         return (params, opt_state), out
 
-    opt_state = jax.vmap(lambda p, hp: tuple(stage.init(p) for stage in stages(hp)))(
-        params, hyperparameters
+    def epoch(carry, xs):
+        rows, index = xs
+
+        def run():
+            return train_epoch(carry, rows, index)
+
+        def padding():
+            return carry, _nan_like(jax.eval_shape(run)[1])
+
+        return jax.lax.cond(index < n_epochs, run, padding)
+
+    opt_state = jax.lax.cond(
+        first_epoch == 0,
+        lambda: initial_opt_state(program, params, hyperparameters),
+        lambda: opt_state,
     )
-    xs = (batch_rows, jnp.arange(n_epochs))
-    (params, _), history = jax.lax.scan(epoch, (params, opt_state), xs)
-    train_scores, train_pred = evaluate(params, layout, variant, train_x_t, train_y)
-    test_scores, test_pred = evaluate(params, layout, variant, test_x_t, test_y)
-    return {
-        "history": history,
-        "train_scores": train_scores,
-        "test_scores": test_scores,
-        "train_pred": train_pred,
-        "test_pred": test_pred,
-        "params": params,
-    }
+    xs = (batch_rows, first_epoch + jnp.arange(batch_rows.shape[0]))
+    (params, opt_state), history = jax.lax.scan(epoch, (params, opt_state), xs)
+
+    def final_scores():
+        train_scores, train_pred = evaluate(params, layout, variant, train_x_t, train_y)
+        test_scores, test_pred = evaluate(params, layout, variant, test_x_t, test_y)
+        return {
+            "train_scores": train_scores,
+            "test_scores": test_scores,
+            "train_pred": train_pred,
+            "test_pred": test_pred,
+        }
+
+    last = first_epoch + batch_rows.shape[0] >= n_epochs
+    scores = jax.lax.cond(last, final_scores, lambda: _nan_like(jax.eval_shape(final_scores)))
+    return {"history": history, "params": params, "opt_state": opt_state, **scores}
 
 
 jitted_train = jax.jit(train_program, static_argnums=0)

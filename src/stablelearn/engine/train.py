@@ -7,20 +7,25 @@ other (XLA compiles outside the GIL); see stablelearn.scheduler.
 """
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
 import numpy as np
 
+from stablelearn import interrupts
 from stablelearn.data import PreparedData
-from stablelearn.engine.batches import batch_schedule
+from stablelearn.engine.batches import BatchStream
+from stablelearn.engine.budget import chunk_epochs
 from stablelearn.engine.compilation import compiled
 from stablelearn.engine.plan import plan_programs
 from stablelearn.engine.program import (
     Program,
+    initial_opt_state,
     jitted_train,
     model_slots,
     slot_layout,
@@ -28,6 +33,7 @@ from stablelearn.engine.program import (
 )
 from stablelearn.engine.weights import initial_params, slot_params
 from stablelearn.errors import ConfigError
+from stablelearn.interrupts import Stopped
 from stablelearn.model import MLP, Params
 from stablelearn.optim import Optimizer, stack_hyperparameters
 from stablelearn.results import GroupOutput, TrainResult
@@ -43,20 +49,33 @@ class GroupInputs:
     params: Params
     hyperparameters: dict[str, np.ndarray]
     layout: dict[str, np.ndarray]  # packed programs: [M, slots] each (see slot_layout)
+    opt_state: Any  # a placeholder shaped like the optimizer state; chunk 0 starts fresh
     variant: np.ndarray  # [M] which data variant each model trains on
     train_x: np.ndarray  # [V, N, F]
     train_y: np.ndarray  # [V, N]
     test_x_t: np.ndarray  # [V, F, Nt]
     test_y: np.ndarray  # [V, Nt]
-    batch_rows: np.ndarray  # [E, S, M, B] row indices
-    batch_weights: np.ndarray  # [S, B], 0 marks padding
+    batches: BatchStream  # row indices [C, S, M, B] a chunk of C epochs at a time
+    epochs: int
+    chunk_epochs: int  # C: epochs per compiled chunk (see chunk_epochs)
 
-    def as_args(self) -> tuple:
+    @property
+    def batch_weights(self) -> np.ndarray:  # [S, B], 0 marks padding
+        return self.batches.weights
+
+    def as_args(self, params: Any, opt_state: Any, rows: np.ndarray, first_epoch: int) -> tuple:
+        """The training program's arguments for the chunk starting at `first_epoch`."""
         return (
-            self.params, self.hyperparameters, self.layout, self.variant, self.train_x,
-            self.train_y,
-            self.test_x_t, self.test_y, self.batch_rows, self.batch_weights,
+            params, opt_state, self.hyperparameters, self.layout, self.variant, self.train_x,
+            self.train_y, self.test_x_t, self.test_y, rows, self.batch_weights,
+            np.int32(first_epoch), np.int32(self.epochs),
         )  # fmt: skip
+
+    def compile_args(self) -> tuple:
+        """Arguments shaped like every chunk's, for compiling ahead of time."""
+        steps, batch = self.batch_weights.shape
+        rows = np.zeros((self.chunk_epochs, steps, self.batches.n_models, batch), np.int32)
+        return self.as_args(self.params, self.opt_state, rows, 0)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -101,21 +120,27 @@ def group_inputs(
     start = time.perf_counter()
     if params is None:
         params = initial_params(runs) if program.packing is None else slot_params(runs, program)
-    rows, weights = batch_schedule(
-        [int(r.seed) for r in runs], len(first.data.train_y), config.epochs, config.batch_size,
-        config.shuffle,
-    )  # fmt: skip
+    batches = BatchStream(
+        [int(r.seed) for r in runs], len(first.data.train_y), config.batch_size, config.shuffle
+    )
+    hyperparameters = _hyperparameters(runs, program)
+    opt_state = jax.tree.map(
+        lambda leaf: np.zeros(leaf.shape, leaf.dtype),
+        jax.eval_shape(partial(initial_opt_state, program), params, hyperparameters),
+    )
     inputs = GroupInputs(
         params=params,
-        hyperparameters=_hyperparameters(runs, program),
+        hyperparameters=hyperparameters,
         layout=_layout(runs, program),
+        opt_state=opt_state,
         variant=np.asarray([variant_of[id(r.data)] for r in runs], np.int32),
         train_x=np.stack([v.train_x for v in variants]),
         train_y=np.stack([v.train_y for v in variants]),
         test_x_t=np.stack([v.test_x.T for v in variants]),
         test_y=np.stack([v.test_y for v in variants]),
-        batch_rows=rows,
-        batch_weights=weights,
+        batches=batches,
+        epochs=config.epochs,
+        chunk_epochs=chunk_epochs(runs, program),
     )
     return inputs, time.perf_counter() - start
 
@@ -179,7 +204,7 @@ def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) 
         members = [runs[i] for i in idx]
         program = Program.for_runs(members)
         inputs, prepare_s = group_inputs(members, program, initial_params)
-        executable, compile_s = compiled(jitted_train, program, inputs.as_args(), large=True)
+        executable, compile_s = compiled(jitted_train, program, inputs.compile_args(), large=True)
         groups.append(
             CompiledGroup(
                 tuple(idx), tuple(members), program, inputs, executable, prepare_s, compile_s
@@ -188,10 +213,46 @@ def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) 
     return Compiled(runs, tuple(groups), epochs.pop())
 
 
-def execute(group: CompiledGroup) -> GroupOutput:
-    """Run one compiled group and return its output as NumPy arrays."""
+def _run_chunks(group: CompiledGroup, stop: threading.Event | None) -> dict[str, Any]:
+    """Train a group chunk by chunk: Python regains control between chunks, so Ctrl-C
+    (or `stop`, for training on another thread) ends training within a chunk's time
+    (see budget.CHUNK_S), and the next chunk's batches are drawn while one trains.
+    Returns the last chunk's outputs with the whole history."""
+    inputs = group.inputs
+    size, epochs = inputs.chunk_epochs, inputs.epochs
+    params, opt_state = inputs.params, inputs.opt_state
+    histories, out = [], None
+    rows = _padded(inputs.batches.next(min(size, epochs)), size)
+    for first in range(0, epochs, size):
+        if stop is not None and stop.is_set():
+            raise Stopped(f"stopped at epoch {first} of {epochs}")
+        interrupts.check()
+        out = group.executable(*inputs.as_args(params, opt_state, rows, first))
+        params, opt_state = out["params"], out["opt_state"]
+        if first + size < epochs:  # drawn on the host while the chunk trains
+            rows = _padded(inputs.batches.next(min(size, epochs - first - size)), size)
+        real = min(size, epochs - first)
+        histories.append(jax.tree.map(lambda a, n=real: np.asarray(a)[:n], out["history"]))
+    assert out is not None
+    result = jax.tree.map(np.asarray, {k: v for k, v in out.items() if k != "history"})
+    result["history"] = jax.tree.map(lambda *parts: np.concatenate(parts), *histories)
+    return result
+
+
+def _padded(rows: np.ndarray, epochs: int) -> np.ndarray:
+    """`rows` [e, S, M, B] padded with zero rows to `epochs` epochs (padding epochs are
+    skipped by the program)."""
+    if rows.shape[0] == epochs:
+        return rows
+    pad = np.zeros((epochs - rows.shape[0], *rows.shape[1:]), rows.dtype)
+    return np.concatenate([rows, pad])
+
+
+def execute(group: CompiledGroup, stop: threading.Event | None = None) -> GroupOutput:
+    """Run one compiled group and return its output as NumPy arrays; raises Stopped
+    between two chunks once `stop` is set."""
     start = time.perf_counter()
-    out = jax.tree.map(np.asarray, jax.block_until_ready(group.executable(*group.inputs.as_args())))
+    out = _run_chunks(group, stop)
     history = out["history"]
     model_layers = None
     if group.program.packing is not None:
@@ -219,16 +280,20 @@ def execute(group: CompiledGroup) -> GroupOutput:
 
 
 def train(
-    runs: Sequence[Run], initial_params: Params | None = None, prepared: Compiled | None = None
+    runs: Sequence[Run],
+    initial_params: Params | None = None,
+    prepared: Compiled | None = None,
+    stop: threading.Event | None = None,
 ) -> TrainResult:
     """Train every run; runs with equal shapes and code paths share one compiled program.
 
     Results come back in the order of `runs`. `prepared` (from `prepare_training` on the
-    same runs) skips the preparation and compilation already done.
+    same runs) skips the preparation and compilation already done. Setting `stop` (from
+    another thread) ends training with Stopped within a chunk of epochs.
     """
     if prepared is None or prepared.runs != tuple(runs):
         prepared = prepare_training(runs, initial_params)
-    outputs = [execute(group) for group in prepared.groups]
+    outputs = [execute(group, stop) for group in prepared.groups]
     return TrainResult.from_groups(prepared.runs, outputs, prepared.epochs)
 
 
