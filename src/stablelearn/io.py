@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from stablelearn import interrupts
 from stablelearn.errors import ConfigError
 
 
@@ -79,10 +80,11 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
     try:
-        yield partial
-        if target.exists():
-            target.rmdir()
-        partial.rename(target)
+        with interrupts.partial_folder(partial):
+            yield partial
+            if target.exists():
+                target.rmdir()
+            partial.rename(target)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from stablelearn import interrupts
+
 Item = TypeVar("Item")
 Ready = TypeVar("Ready")
 Done = TypeVar("Done")
@@ -26,26 +28,29 @@ def compile_ahead(
     """For each item in order: `prepare` it on one background thread (at most
     `lookahead` items ahead of the one running; None: no limit), then `run` it on the
     calling thread and pass the outcome to `on_done`. On an error or an interrupt the
-    preparations not yet started are cancelled."""
+    preparations not yet started are cancelled and the one running is abandoned (it
+    finishes on its thread; nothing waits for it)."""
     pending: deque[tuple[Item, Future[Ready]]] = deque()
     remaining = iter(items)
     limit = len(items) if lookahead is None else lookahead
-    with ThreadPoolExecutor(max_workers=1) as compiler:
+    compiler = ThreadPoolExecutor(max_workers=1)
 
-        def submit_next() -> None:
-            item = next(remaining, None)
-            if item is not None:
-                pending.append((item, compiler.submit(prepare, item)))
+    def submit_next() -> None:
+        item = next(remaining, None)
+        if item is not None:
+            pending.append((item, compiler.submit(prepare, item)))
 
-        try:
-            for _ in range(max(1, limit)):
-                submit_next()
-            while pending:
-                item, future = pending.popleft()
-                ready = future.result()
-                submit_next()
-                on_done(item, run(item, ready))
-        except BaseException:
-            for _, future in pending:
-                future.cancel()
-            raise
+    try:
+        for _ in range(max(1, limit)):
+            submit_next()
+        while pending:
+            item, future = pending.popleft()
+            ready = interrupts.result(future)
+            submit_next()
+            on_done(item, run(item, ready))
+    except BaseException:
+        # an interrupt must not wait for a compilation in progress (XLA cannot stop
+        # one): the thread finishes it alone and its result is dropped
+        compiler.shutdown(wait=False, cancel_futures=True)
+        raise
+    compiler.shutdown()

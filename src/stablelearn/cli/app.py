@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from stablelearn.errors import StablelearnError
+from stablelearn import interrupts
+from stablelearn.errors import Interrupted, StablelearnError
+from stablelearn.interrupts import INTERRUPTED
 
 app = typer.Typer(
     add_completion=False,
@@ -28,7 +30,9 @@ errors = Console(stderr=True, soft_wrap=True)
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn StablelearnError into one red line and exit status 2."""
+    """Turn StablelearnError into one red line and exit status 2, and Ctrl-C into one
+    line and exit status 130 (partial output folders are removed as the interrupt
+    unwinds; see stablelearn.io.atomic_folder)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -37,6 +41,10 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except StablelearnError as err:
             errors.print(f"[red]Error:[/red] {escape(str(err))}", highlight=False)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt as err:
+            said = str(err) if isinstance(err, Interrupted) else ""
+            interrupts.announce(said or "nothing was written")
+            raise typer.Exit(INTERRUPTED) from None
 
     return wrapper
 

@@ -18,7 +18,7 @@ from stablelearn.cli.app import (
     progress,
     use_compile_cache,
 )
-from stablelearn.errors import StablelearnError
+from stablelearn.errors import Interrupted, StablelearnError
 
 _Sweep = Annotated[str, typer.Argument(help="A shipped sweep id or a path to a .toml file.")]
 _Out = Annotated[
@@ -80,13 +80,23 @@ def sweep_command(
             console.print(f"  {escape(cell.label)}", highlight=False)
         return
     use_compile_cache()
+    saved = {"done": 0, "total": 0}
     with progress(quiet) as bar:
         task = bar.add_task("training groups", total=None)
 
         def on_group(record: Any, done: int, total: int) -> None:
+            saved.update(done=done, total=total)
             bar.update(task, total=total, completed=done, description="training groups")
 
-        result = run_sweep(spec, folder, backend, address, fresh, on_group, workers=workers)
+        try:
+            result = run_sweep(spec, folder, backend, address, fresh, on_group, workers=workers)
+        except KeyboardInterrupt:
+            if not saved["done"]:
+                raise Interrupted("no group had finished, so nothing was saved") from None
+            raise Interrupted(
+                f"{saved['done']} of {saved['total']} groups are saved in {folder}; run the "
+                "same command to resume"
+            ) from None
     summary = write_sweep_outputs(result, folder)
     _print_sweep(summary)
     console.print(f"Wrote {folder} in {result.wall_s:.1f} s")

@@ -7,6 +7,7 @@ give the same numbers for the same seeds. Finished groups are saved as they arri
 """
 
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from stablelearn import interrupts
 from stablelearn.engine import prepare_training, train
 from stablelearn.errors import ConfigError
 from stablelearn.scheduler import compile_ahead
@@ -71,24 +73,28 @@ def _run_threads(
 ) -> None:
     remaining = iter(groups)
     running: set = set()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=workers)
 
-        def fill() -> None:
-            while len(running) < workers and (group := next(remaining, None)) is not None:
-                running.add(pool.submit(train_group, group))
+    def fill() -> None:
+        while len(running) < workers and (group := next(remaining, None)) is not None:
+            running.add(pool.submit(train_group, group, stop))
 
-        try:
+    try:
+        fill()
+        while running:
+            done, _ = wait(running, timeout=interrupts.POLL_S, return_when=FIRST_COMPLETED)
+            interrupts.check()
+            for future in done:
+                running.remove(future)
+                on_done(future.result())
             fill()
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.remove(future)
-                    on_done(future.result())
-                fill()
-        except BaseException:
-            for future in running:
-                future.cancel()
-            raise
+    except BaseException:
+        # the other threads stop at their next chunk of epochs; nothing waits for them
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def ray_module() -> Any:
@@ -138,7 +144,8 @@ def run_ray(
         refs = [remote.remote(group) for group in groups]
         waiting = list(refs)
         while waiting:
-            done, waiting = ray.wait(waiting, num_returns=1)
+            done, waiting = ray.wait(waiting, num_returns=1, timeout=interrupts.POLL_S)
+            interrupts.check()
             for ref in done:
                 on_done(ray.get(ref))
     except BaseException:

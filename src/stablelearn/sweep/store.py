@@ -8,6 +8,7 @@ half-written file.
 
 import dataclasses
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,9 +75,10 @@ def record_from_result(group: Group, result: TrainResult) -> GroupRecord:
     )
 
 
-def train_group(group: Group) -> GroupRecord:
-    """Compile and train one group: what a local loop or a Ray worker runs."""
-    return record_from_result(group, train(group.runs))
+def train_group(group: Group, stop: threading.Event | None = None) -> GroupRecord:
+    """Compile and train one group: what a local loop or a Ray worker runs (`stop`: see
+    stablelearn.engine.train)."""
+    return record_from_result(group, train(group.runs, stop=stop))
 
 
 # --- saving and loading groups ------------------------------------------------------------
