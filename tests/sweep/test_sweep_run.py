@@ -12,7 +12,13 @@ from stablelearn.errors import ConfigError
 from stablelearn.sweep.plan import plan_groups
 from stablelearn.sweep.run import run_sweep
 from stablelearn.sweep.spec import load_sweep_mapping
-from stablelearn.sweep.store import GROUPS_FOLDER, load_record, save_record, train_group
+from stablelearn.sweep.store import (
+    GROUPS_FOLDER,
+    load_record,
+    open_sweep_folder,
+    save_record,
+    train_group,
+)
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +115,26 @@ def test_a_corrupt_or_stale_group_file_is_retrained(sweep, complete, tmp_path):
     assert result.groups_resumed == 0
     assert_same_results(result, complete[0])
     assert run_sweep(sweep, tmp_path, fresh=True, workers=2).groups_resumed == 0
+
+
+def test_a_sweep_folder_is_locked_for_the_whole_run(tmp_path):
+    folder = tmp_path / "sweep"
+    with open_sweep_folder(folder):
+        assert folder.is_dir()
+        busy = pytest.raises(ConfigError, match="Another stablelearn process is writing to")
+        with busy, open_sweep_folder(folder):
+            pytest.fail("must not be entered")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]  # no lock file left
+
+
+def test_a_sweep_is_not_written_over_a_folder_that_holds_no_sweep(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    full = pytest.raises(ConfigError, match="is not empty and holds no sweep; choose another")
+    with full, open_sweep_folder(tmp_path):
+        pytest.fail("must not be entered")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    with open_sweep_folder(tmp_path / "new") as folder:  # created, empty: a new sweep
+        assert folder.is_dir()
 
 
 def test_a_changed_sweep_retrains_only_changed_groups(sweep, complete):

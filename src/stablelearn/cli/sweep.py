@@ -63,6 +63,7 @@ def sweep_command(
     from stablelearn.sweep.report import write_sweep_outputs
     from stablelearn.sweep.run import check_backend, run_sweep
     from stablelearn.sweep.spec import resolve_sweep
+    from stablelearn.sweep.store import open_sweep_folder
 
     check_backend(backend, address, None)
     check_at_least_one(repeats=repeats, epochs=epochs, workers=workers)
@@ -79,15 +80,16 @@ def sweep_command(
         for cell in spec.cells:
             console.print(f"  {escape(cell.label)}", highlight=False)
         return
-    use_compile_cache()
-    with progress(quiet) as bar:
-        task = bar.add_task("training groups", total=None)
+    with open_sweep_folder(folder):  # locked until the reports are written
+        use_compile_cache()
+        with progress(quiet) as bar:
+            task = bar.add_task("training groups", total=None)
 
-        def on_group(record: Any, done: int, total: int) -> None:
-            bar.update(task, total=total, completed=done, description="training groups")
+            def on_group(record: Any, done: int, total: int) -> None:
+                bar.update(task, total=total, completed=done, description="training groups")
 
-        result = run_sweep(spec, folder, backend, address, fresh, on_group, workers=workers)
-    summary = write_sweep_outputs(result, folder)
+            result = run_sweep(spec, folder, backend, address, fresh, on_group, workers=workers)
+        summary = write_sweep_outputs(result, folder)
     _print_sweep(summary)
     console.print(f"Wrote {folder} in {result.wall_s:.1f} s")
 

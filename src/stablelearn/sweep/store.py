@@ -8,7 +8,8 @@ half-written file.
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import numpy as np
 
 from stablelearn.diagnostics import diagnose
 from stablelearn.engine import train
-from stablelearn.io import write_atomic
+from stablelearn.errors import ConfigError
+from stablelearn.io import locked_folder, write_atomic
 from stablelearn.results import TrainResult
 from stablelearn.sweep.plan import FORMAT_VERSION, Group
 
@@ -173,6 +175,29 @@ def _renumber(record: GroupRecord, group: Group) -> dict[int, dict[str, int]]:
     """Findings keyed by the plan's cell indices instead of the saved ones."""
     mapping = dict(zip(record.cells.tolist(), group.cells, strict=True))
     return {mapping[old]: counts for old, counts in record.findings.items()}
+
+
+# --- the sweep folder ------------------------------------------------------------------------
+
+
+@contextmanager
+def open_sweep_folder(folder: Path) -> Iterator[Path]:
+    """Hold the sweep folder's lock (see stablelearn.io.locked_folder) for a whole run:
+    training, saving groups and writing the reports. A second sweep into the same folder
+    fails at once instead of crashing half-way."""
+    with locked_folder(folder):
+        _check_holds_a_sweep(folder)
+        yield folder
+
+
+def _check_holds_a_sweep(folder: Path) -> None:
+    """A non-empty folder is resumed only if a sweep wrote it: its reports would be
+    written over the user's files otherwise."""
+    names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+    if names and not names & {GROUPS_FOLDER, "sweep.json"}:
+        raise ConfigError(
+            f"Output folder {folder} is not empty and holds no sweep; choose another --out."
+        )
 
 
 # --- backends -------------------------------------------------------------------------------
