@@ -3,13 +3,15 @@ clear error: atomic files, atomic folders, output locks, strict JSON.
 
 An output path is checked before any training (a path that cannot be created is one
 sentence, not a traceback after the work) and locked while it is written: a second
-process writing the same path stops at once instead of crashing half-way.
+process writing the same path stops at once instead of crashing half-way. Partial
+folders left by killed runs are removed by the next run into the same folder.
 """
 
 import contextlib
 import functools
 import json
 import os
+import re
 import shutil
 import tempfile
 import tomllib
@@ -25,6 +27,10 @@ try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
+
+PARTIAL = ".partial-"
+# `.<target name>.partial-<8 characters from tempfile.mkdtemp>`, as atomic_folder names it
+_PARTIAL_NAME = re.compile(rf"\.(?P<target>.+){re.escape(PARTIAL)}[a-z0-9_]{{8}}")
 
 
 def cannot_write(path: Path, err: OSError) -> ConfigError:
@@ -184,6 +190,36 @@ def output_lock(target: Path) -> Iterator[None]:
         release()
 
 
+def remove_stale_partials(parent: Path) -> list[Path]:
+    """Delete the partial folders (see atomic_folder) that killed runs left in `parent`,
+    with their lock files, and return them.
+
+    A partial folder exists only while its target's lock is held, so one whose lock
+    this process can take belongs to no live process; one whose lock is held is left.
+    """
+    try:
+        entries = sorted(parent.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        match = _PARTIAL_NAME.fullmatch(entry.name)
+        if match is None or not entry.is_dir():
+            continue
+        try:
+            release = _acquire(lock_path(parent / match["target"]))
+        except OSError:
+            continue
+        if release is None:
+            continue
+        try:
+            shutil.rmtree(entry, ignore_errors=True)
+        finally:
+            release()
+        removed.append(entry)
+    return removed
+
+
 @contextmanager
 def atomic_folder(target: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `target`, holding `target`'s lock; rename it to
@@ -194,13 +230,14 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise ConfigError(f"Output path {target} is a file; choose a folder with --out.")
+    remove_stale_partials(target.parent)
     with output_lock(target):
         if target.exists() and any(target.iterdir()):
             raise ConfigError(
                 f"Output folder {target} already exists and is not empty; choose another --out."
             )
         try:
-            partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+            partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{PARTIAL}"))
         except OSError as err:
             raise cannot_write(target, err) from None
         try:
@@ -221,6 +258,7 @@ def locked_folder(folder: Path) -> Iterator[Path]:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"Output path {folder} is a file; choose a folder with --out.")
+    remove_stale_partials(folder.parent)
     with output_lock(folder):
         try:
             folder.mkdir(exist_ok=True)

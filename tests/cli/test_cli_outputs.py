@@ -1,5 +1,5 @@
-"""Every command's output folder or file: checked before any training and written by one
-process at a time.
+"""Every command's output folder or file: checked before any training, written by one
+process at a time, and cleaned of what killed runs left half-written.
 
 Nothing here trains: each command fails at its output, which it opens before training
 (the small --epochs and --repeats only bound the cost if one wrongly went on).
@@ -13,6 +13,7 @@ from conftest import another_writer, small_sweep
 from typer.testing import CliRunner
 
 from stablelearn.cli import app
+from stablelearn.io import lock_path
 
 CSV = Path(__file__).resolve().parents[2] / "examples" / "lesson_regression.csv"
 UNWRITABLE = Path("/proc/stablelearn-test")  # not even root may create files in /proc
@@ -82,3 +83,16 @@ def test_a_second_command_writing_the_same_out_fails_at_once(command, tmp_path, 
         assert (partial / "half.json").is_file()  # the other writer's work is untouched
         assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", partial.name]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_partial_folders_of_killed_runs_are_cleaned_but_not_a_live_ones(
+    command, tmp_path, sweep_file
+):
+    with another_writer(tmp_path / "live") as live:
+        killed = tmp_path / ".killed.partial-abcd1234"  # as a kill -9 leaves it
+        killed.mkdir()
+        (killed / "summary.json").write_text("{")
+        lock_path(tmp_path / "killed").touch()
+        error_line(command_line(command, tmp_path / "live", sweep_file))  # busy, but cleans
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".live.lock", live.name]

@@ -1,4 +1,4 @@
-"""Atomic writes, output locks and strict JSON."""
+"""Atomic writes, output locks, stale partial folders and strict JSON."""
 
 import json
 import math
@@ -17,6 +17,7 @@ from stablelearn.io import (
     lock_path,
     locked_folder,
     output_lock,
+    remove_stale_partials,
     write_json_atomic,
     write_text_atomic,
 )
@@ -138,3 +139,29 @@ def test_a_lock_file_removed_before_the_flock_is_not_trusted(tmp_path, monkeypat
     assert os.path.samestat(os.stat(path), os.fstat(locked[1]))
     release()
     assert not path.exists()
+
+
+# --- partial folders left by killed runs ------------------------------------------------------
+
+
+def test_stale_partial_folders_are_removed_but_not_a_live_writers(tmp_path):
+    (tmp_path / ".notes.partial-kept").mkdir()  # not a name atomic_folder makes
+    with another_writer(tmp_path / "live") as live:
+        stale = tmp_path / ".old.partial-abcd1234"  # as a killed run leaves it
+        (stale / "sub").mkdir(parents=True)
+        (stale / "sub" / "summary.json").write_text("{")
+        lock_path(tmp_path / "old").touch()
+        assert remove_stale_partials(tmp_path) == [stale]
+        assert live.is_dir() and (live / "half.json").is_file()
+        with atomic_folder(tmp_path / "new") as folder:  # cleans the parent on the way in
+            (folder / "x").write_text("1")
+        assert live.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.partial-kept", "new"]
+
+
+def test_a_partial_folder_of_the_same_target_is_removed_on_the_next_run(tmp_path):
+    target = tmp_path / "out"
+    (tmp_path / ".out.partial-zz_99xx0").mkdir()
+    with atomic_folder(target) as folder:
+        (folder / "x").write_text("1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -117,10 +117,14 @@ def test_a_corrupt_or_stale_group_file_is_retrained(sweep, complete, tmp_path):
     assert run_sweep(sweep, tmp_path, fresh=True, workers=2).groups_resumed == 0
 
 
-def test_a_sweep_folder_is_locked_for_the_whole_run(tmp_path):
+def test_a_sweep_folder_is_locked_and_cleaned_of_what_a_killed_run_left(tmp_path):
     folder = tmp_path / "sweep"
+    store = folder / GROUPS_FOLDER
+    store.mkdir(parents=True)
+    (store / ".abc.npz.x1y2.tmp").write_bytes(b"half a file")  # killed during a write
+    (store / "abc.npz").write_bytes(b"a saved group")
     with open_sweep_folder(folder):
-        assert folder.is_dir()
+        assert [p.name for p in store.iterdir()] == ["abc.npz"]
         busy = pytest.raises(ConfigError, match="Another stablelearn process is writing to")
         with busy, open_sweep_folder(folder):
             pytest.fail("must not be entered")

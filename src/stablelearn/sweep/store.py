@@ -23,6 +23,7 @@ from stablelearn.results import TrainResult
 from stablelearn.sweep.plan import FORMAT_VERSION, Group
 
 GROUPS_FOLDER = "groups"
+FIGURES_PARTIAL = ".figures-partial"  # where the sweep's figures are drawn before a rename
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,9 +185,12 @@ def _renumber(record: GroupRecord, group: Group) -> dict[int, dict[str, int]]:
 def open_sweep_folder(folder: Path) -> Iterator[Path]:
     """Hold the sweep folder's lock (see stablelearn.io.locked_folder) for a whole run:
     training, saving groups and writing the reports. A second sweep into the same folder
-    fails at once instead of crashing half-way."""
+    fails at once instead of crashing half-way; what a killed run left half-written is
+    removed first, which is safe only under the lock."""
     with locked_folder(folder):
         _check_holds_a_sweep(folder)
+        for leftover in (folder / GROUPS_FOLDER).glob(".*.tmp"):  # see write_atomic
+            leftover.unlink(missing_ok=True)
         yield folder
 
 
