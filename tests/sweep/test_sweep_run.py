@@ -14,6 +14,7 @@ from stablelearn.sweep.run import run_sweep
 from stablelearn.sweep.spec import load_sweep_mapping
 from stablelearn.sweep.store import (
     GROUPS_FOLDER,
+    UnreadableGroupFile,
     load_record,
     open_sweep_folder,
     save_record,
@@ -76,7 +77,10 @@ def test_saved_groups_round_trip(sweep, tmp_path):
         for key, values in getattr(record, table).items():
             np.testing.assert_array_equal(getattr(loaded, table)[key], values)
     (tmp_path / "bad.npz").write_bytes(b"not a zip file")
-    assert load_record(tmp_path / "bad.npz") is None
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:-100])
+    for bad in ("bad.npz", "cut.npz"):
+        with pytest.raises(UnreadableGroupFile):
+            load_record(tmp_path / bad)
 
 
 class Interrupt(BaseException):
@@ -109,11 +113,19 @@ def test_a_corrupt_or_stale_group_file_is_retrained(sweep, complete, tmp_path):
     groups = plan_groups(sweep)
     store = tmp_path / GROUPS_FOLDER
     store.mkdir()
-    (store / f"{groups[0].id}.npz").write_bytes(b"truncated")
+    saved = (complete[1] / GROUPS_FOLDER / f"{groups[0].id}.npz").read_bytes()
+    cut = store / f"{groups[0].id}.npz"
+    cut.write_bytes(saved[: len(saved) // 2])  # a full disk or a copy cut short
     (store / "0123456789abcdef.npz").write_bytes(b"from another sweep")
-    result = run_sweep(sweep, tmp_path, workers=2)
+    notices = []
+    result = run_sweep(sweep, tmp_path, workers=2, on_notice=notices.append)
+    assert notices == [f"{cut} is unreadable (truncated?); retraining it."]
     assert result.groups_resumed == 0
     assert_same_results(result, complete[0])
+    assert load_record(cut).group_id == groups[0].id  # replaced by the retrained group
+    cut.write_bytes(b"PK")
+    with pytest.warns(UserWarning, match="is unreadable"):  # what library callers see
+        assert run_sweep(sweep, tmp_path, workers=2).groups_resumed == 1
     assert run_sweep(sweep, tmp_path, fresh=True, workers=2).groups_resumed == 0
 
 

@@ -88,7 +88,10 @@ def sweep_command(
             def on_group(record: Any, done: int, total: int) -> None:
                 bar.update(task, total=total, completed=done, description="training groups")
 
-            result = run_sweep(spec, folder, backend, address, fresh, on_group, workers=workers)
+            result = run_sweep(
+                spec, folder, backend, address, fresh, on_group, workers=workers,
+                on_notice=lambda sentence: bar.console.print(escape(sentence), style="yellow"),
+            )  # fmt: skip
         summary = write_sweep_outputs(result, folder)
     _print_sweep(summary)
     console.print(f"Wrote {folder} in {result.wall_s:.1f} s")
