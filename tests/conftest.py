@@ -9,8 +9,13 @@ The command line turns on JAX's persistent compilation cache in the user's cache
 the tests turn it off (here, for this process and the commands it starts), so they never
 write there. tests/core/test_compile_cache.py points it at a temporary folder instead."""
 
+import contextlib
 import importlib.util
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +93,35 @@ def small_sweep(**changes) -> dict:
         else:
             raw[key] = value
     return raw
+
+
+# another process in the middle of writing an output folder: it holds the folder's lock
+# and its partial folder until the test lets it go, then fails, removing the partial
+_WRITER = """
+import sys
+from pathlib import Path
+from stablelearn.io import atomic_folder
+with atomic_folder(Path(sys.argv[1])) as partial:
+    (partial / "half.json").write_text("{")
+    print(partial, flush=True)
+    sys.stdin.readline()
+    raise SystemExit(1)
+"""
+
+
+@contextlib.contextmanager
+def another_writer(target: Path) -> Iterator[Path]:
+    """A live process writing `target` (see stablelearn.io.atomic_folder); yields its
+    partial folder."""
+    source = str(Path(sl.__file__).resolve().parents[1])
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+    with subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(target)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    ) as writer:  # fmt: skip
+        try:
+            partial = writer.stdout.readline().strip()
+            assert partial, "the writer process did not start"
+            yield Path(partial)
+        finally:
+            writer.communicate("done\n", timeout=30)

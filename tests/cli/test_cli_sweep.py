@@ -30,6 +30,13 @@ def test_sweep_trains_writes_and_resumes(tmp_path):
     again = invoke("sweep", str(path), "--out", str(out), "--quiet", "--workers", "2", env=WIDE)
     assert again.exit_code == 0, again.output
     assert "2 loaded from an earlier run" in again.output
+    cut = sorted((out / "groups").glob("*.npz"))[0]
+    cut.write_bytes(cut.read_bytes()[:100])  # a full disk or a copy cut short
+    healed = invoke("sweep", str(path), "--out", str(out), "--quiet", "--workers", "2", env=WIDE)
+    assert healed.exit_code == 0, healed.output
+    assert f"{cut} is unreadable (truncated?); retraining it." in healed.output
+    assert "1 loaded from an earlier run" in healed.output
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
     fresh = invoke(
         "sweep", str(path), "--out", str(out), "--quiet", "--fresh", "--workers", "2", env=WIDE
     )

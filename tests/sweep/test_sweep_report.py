@@ -114,6 +114,16 @@ def test_outputs_are_written_and_valid(result, schema, tmp_path):
     assert "Holm" in (tmp_path / "report.md").read_text()
 
 
+def test_figures_left_half_drawn_by_a_killed_run_are_replaced(result, tmp_path):
+    leftover = tmp_path / ".figures-partial"
+    leftover.mkdir()
+    (leftover / "metric.png").write_bytes(b"half a png")
+    (leftover / "old-figure.png").write_bytes(b"from an earlier version")
+    write_sweep_outputs(result, tmp_path)
+    assert not leftover.exists() and not (tmp_path / "old-figure.png").exists()
+    assert (tmp_path / "metric.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_an_all_diverged_sweep_still_reports(result, schema, tmp_path):
     nan = {k: np.full_like(v, np.nan) for k, v in result.test_scores.items()}
     diverged = dataclasses.replace(

@@ -12,7 +12,14 @@ from stablelearn.errors import ConfigError
 from stablelearn.sweep.plan import plan_groups
 from stablelearn.sweep.run import run_sweep
 from stablelearn.sweep.spec import load_sweep_mapping
-from stablelearn.sweep.store import GROUPS_FOLDER, load_record, save_record, train_group
+from stablelearn.sweep.store import (
+    GROUPS_FOLDER,
+    UnreadableGroupFile,
+    load_record,
+    open_sweep_folder,
+    save_record,
+    train_group,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +77,10 @@ def test_saved_groups_round_trip(sweep, tmp_path):
         for key, values in getattr(record, table).items():
             np.testing.assert_array_equal(getattr(loaded, table)[key], values)
     (tmp_path / "bad.npz").write_bytes(b"not a zip file")
-    assert load_record(tmp_path / "bad.npz") is None
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:-100])
+    for bad in ("bad.npz", "cut.npz"):
+        with pytest.raises(UnreadableGroupFile):
+            load_record(tmp_path / bad)
 
 
 class Interrupt(BaseException):
@@ -103,12 +113,44 @@ def test_a_corrupt_or_stale_group_file_is_retrained(sweep, complete, tmp_path):
     groups = plan_groups(sweep)
     store = tmp_path / GROUPS_FOLDER
     store.mkdir()
-    (store / f"{groups[0].id}.npz").write_bytes(b"truncated")
+    saved = (complete[1] / GROUPS_FOLDER / f"{groups[0].id}.npz").read_bytes()
+    cut = store / f"{groups[0].id}.npz"
+    cut.write_bytes(saved[: len(saved) // 2])  # a full disk or a copy cut short
     (store / "0123456789abcdef.npz").write_bytes(b"from another sweep")
-    result = run_sweep(sweep, tmp_path, workers=2)
+    notices = []
+    result = run_sweep(sweep, tmp_path, workers=2, on_notice=notices.append)
+    assert notices == [f"{cut} is unreadable (truncated?); retraining it."]
     assert result.groups_resumed == 0
     assert_same_results(result, complete[0])
+    assert load_record(cut).group_id == groups[0].id  # replaced by the retrained group
+    cut.write_bytes(b"PK")
+    with pytest.warns(UserWarning, match="is unreadable"):  # what library callers see
+        assert run_sweep(sweep, tmp_path, workers=2).groups_resumed == 1
     assert run_sweep(sweep, tmp_path, fresh=True, workers=2).groups_resumed == 0
+
+
+def test_a_sweep_folder_is_locked_and_cleaned_of_what_a_killed_run_left(tmp_path):
+    folder = tmp_path / "sweep"
+    store = folder / GROUPS_FOLDER
+    store.mkdir(parents=True)
+    (store / ".abc.npz.x1y2.tmp").write_bytes(b"half a file")  # killed during a write
+    (store / "abc.npz").write_bytes(b"a saved group")
+    with open_sweep_folder(folder):
+        assert [p.name for p in store.iterdir()] == ["abc.npz"]
+        busy = pytest.raises(ConfigError, match="Another stablelearn process is writing to")
+        with busy, open_sweep_folder(folder):
+            pytest.fail("must not be entered")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]  # no lock file left
+
+
+def test_a_sweep_is_not_written_over_a_folder_that_holds_no_sweep(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    full = pytest.raises(ConfigError, match="is not empty and holds no sweep; choose another")
+    with full, open_sweep_folder(tmp_path):
+        pytest.fail("must not be entered")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    with open_sweep_folder(tmp_path / "new") as folder:  # created, empty: a new sweep
+        assert folder.is_dir()
 
 
 def test_a_changed_sweep_retrains_only_changed_groups(sweep, complete):

@@ -81,8 +81,8 @@ def doctor_command(
     """Diagnose your data and model, try the repairs that fit, and prove which one works."""
     from stablelearn.doctor.config import DoctorFlags, doctor_experiment
     from stablelearn.doctor.diagnose import run_doctor
-    from stablelearn.doctor.report import summary_lines, write_doctor
-    from stablelearn.io import default_folder
+    from stablelearn.doctor.report import summary_lines, write_doctor_files
+    from stablelearn.io import atomic_folder, default_folder
 
     flags = DoctorFlags(
         depth, units, activation, init, optimizer, lr, momentum, clipnorm, clipvalue,
@@ -90,10 +90,12 @@ def doctor_command(
     )  # fmt: skip
     experiment = doctor_experiment(data_path, target, task, config, flags, model)
     folder = out or default_folder("doctor")
-    use_compile_cache()
-    with spinner(quiet, "Training your configuration and the repairs..."):
-        diagnosis = run_doctor(experiment)
-        write_doctor(diagnosis, folder, data_path)
+    # opened before training: an unwritable or busy --out fails at once, not after it
+    with atomic_folder(folder) as partial:
+        use_compile_cache()
+        with spinner(quiet, "Training your configuration and the repairs..."):
+            diagnosis = run_doctor(experiment)
+            write_doctor_files(diagnosis, partial, folder, data_path)
     for line in summary_lines(diagnosis):
         severity = line[1 : line.find("]")] if line.startswith("[") else ""
         style = {"critical": "red", "warning": "yellow"}.get(severity)

@@ -63,6 +63,7 @@ def sweep_command(
     from stablelearn.sweep.report import write_sweep_outputs
     from stablelearn.sweep.run import check_backend, run_sweep
     from stablelearn.sweep.spec import resolve_sweep
+    from stablelearn.sweep.store import open_sweep_folder
 
     check_backend(backend, address, None)
     check_at_least_one(repeats=repeats, epochs=epochs, workers=workers)
@@ -79,25 +80,29 @@ def sweep_command(
         for cell in spec.cells:
             console.print(f"  {escape(cell.label)}", highlight=False)
         return
-    use_compile_cache()
     saved = {"done": 0, "total": 0}
-    with progress(quiet) as bar:
-        task = bar.add_task("training groups", total=None)
+    with open_sweep_folder(folder):  # locked until the reports are written
+        use_compile_cache()
+        with progress(quiet) as bar:
+            task = bar.add_task("training groups", total=None)
 
-        def on_group(record: Any, done: int, total: int) -> None:
-            saved.update(done=done, total=total)
-            bar.update(task, total=total, completed=done, description="training groups")
+            def on_group(record: Any, done: int, total: int) -> None:
+                saved.update(done=done, total=total)
+                bar.update(task, total=total, completed=done, description="training groups")
 
-        try:
-            result = run_sweep(spec, folder, backend, address, fresh, on_group, workers=workers)
-        except KeyboardInterrupt:
-            if not saved["done"]:
-                raise Interrupted("no group had finished, so nothing was saved") from None
-            raise Interrupted(
-                f"{saved['done']} of {saved['total']} groups are saved in {folder}; run the "
-                "same command to resume"
-            ) from None
-    summary = write_sweep_outputs(result, folder)
+            try:
+                result = run_sweep(
+                    spec, folder, backend, address, fresh, on_group, workers=workers,
+                    on_notice=lambda sentence: bar.console.print(escape(sentence), style="yellow"),
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                if not saved["done"]:
+                    raise Interrupted("no group had finished, so nothing was saved") from None
+                raise Interrupted(
+                    f"{saved['done']} of {saved['total']} groups are saved in {folder}; run "
+                    "the same command to resume"
+                ) from None
+        summary = write_sweep_outputs(result, folder)
     _print_sweep(summary)
     console.print(f"Wrote {folder} in {result.wall_s:.1f} s")
 

@@ -87,7 +87,7 @@ def train_command(
 ) -> None:
     """Train one configuration over several seeds and summarize it as the lesson does."""
     from stablelearn.experiments.from_flags import TrainFlags, train_from_flags
-    from stablelearn.io import write_json_atomic
+    from stablelearn.io import check_writable_file, write_json_atomic
     from stablelearn.optim import describe
 
     flags = TrainFlags(
@@ -95,6 +95,8 @@ def train_command(
         global_clipnorm, input_scaler, target_scaler, epochs, batch_size, n_train, repeats, seed,
         model,
     )  # fmt: skip
+    if json_path is not None:
+        check_writable_file(json_path)  # before training, not after it
     use_compile_cache()
     with console.status(f"Training {repeats} models..."):
         trained = train_from_flags(flags)

@@ -121,45 +121,53 @@ def _scores_table_html(diagnosis: Diagnosis) -> str:
 
 
 def write_doctor(diagnosis: Diagnosis, target: Path, dataset_path: Path) -> Path:
-    """Write the doctor's folder; `dataset_path` is the user's data file."""
+    """Write the doctor's folder atomically; `dataset_path` is the user's data file."""
     with atomic_folder(target) as folder:
-        relative = os.path.relpath(dataset_path.resolve(), target.resolve())
-        toml_name = "recommended.toml"
-        (folder / toml_name).write_text(
-            tomli_w.dumps(recommended_experiment(diagnosis, relative)), encoding="utf-8"
-        )
-        doc = diagnosis_json(diagnosis, toml_name)
-        write_json(folder / "diagnosis.json", doc)
-        figures = experiment_figures(diagnosis.baseline, folder)
-        named = [
-            (s.name, held_out_scores(v))
-            for s, v in zip(diagnosis.scores, _all_variants(diagnosis), strict=True)
-        ]
-        figures.append(
-            score_box_plot(
-                [n for n, _ in named], [v for _, v in named], diagnosis.score_name,
-                "Repairs on your data, held-out split", folder / "repairs.png",
-            )
-        )  # fmt: skip
-        title = f"stablelearn doctor: {diagnosis.experiment.data.name}"
-        findings = "".join(
-            f"<li><b>{html.escape(f.title)}</b> ({f.severity}): {html.escape(f.message)}"
-            f"<br><small>{html.escape(json.dumps(json_safe(f.evidence))[:600])}</small></li>"
-            for f in diagnosis.findings
-        )
-        body = [
-            f"<h1>{html.escape(title)}</h1>",
-            "<pre>" + html.escape("\n".join(summary_lines(diagnosis))) + "</pre>",
-            f"<h2>Findings</h2><ul>{findings or '<li>none</li>'}</ul>",
-            "<h2>Repairs tried</h2>",
-            _scores_table_html(diagnosis),
-            *[embedded_image(p) for p in figures],
-        ]
-        (folder / "report.html").write_text(html_page(title, "\n".join(body)), encoding="utf-8")
-        md = [f"# {title}", "", "```", *summary_lines(diagnosis), "```", ""]
-        md += [f"![{p.stem}]({p.name})" for p in figures]
-        (folder / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+        write_doctor_files(diagnosis, folder, target, dataset_path)
     return target
+
+
+def write_doctor_files(
+    diagnosis: Diagnosis, folder: Path, target: Path, dataset_path: Path
+) -> None:
+    """Write the doctor's files into `folder`, the partial folder that becomes `target`
+    (the command opens it before training; see stablelearn.io.atomic_folder)."""
+    relative = os.path.relpath(dataset_path.resolve(), target.resolve())
+    toml_name = "recommended.toml"
+    (folder / toml_name).write_text(
+        tomli_w.dumps(recommended_experiment(diagnosis, relative)), encoding="utf-8"
+    )
+    doc = diagnosis_json(diagnosis, toml_name)
+    write_json(folder / "diagnosis.json", doc)
+    figures = experiment_figures(diagnosis.baseline, folder)
+    named = [
+        (s.name, held_out_scores(v))
+        for s, v in zip(diagnosis.scores, _all_variants(diagnosis), strict=True)
+    ]
+    figures.append(
+        score_box_plot(
+            [n for n, _ in named], [v for _, v in named], diagnosis.score_name,
+            "Repairs on your data, held-out split", folder / "repairs.png",
+        )
+    )  # fmt: skip
+    title = f"stablelearn doctor: {diagnosis.experiment.data.name}"
+    findings = "".join(
+        f"<li><b>{html.escape(f.title)}</b> ({f.severity}): {html.escape(f.message)}"
+        f"<br><small>{html.escape(json.dumps(json_safe(f.evidence))[:600])}</small></li>"
+        for f in diagnosis.findings
+    )
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        "<pre>" + html.escape("\n".join(summary_lines(diagnosis))) + "</pre>",
+        f"<h2>Findings</h2><ul>{findings or '<li>none</li>'}</ul>",
+        "<h2>Repairs tried</h2>",
+        _scores_table_html(diagnosis),
+        *[embedded_image(p) for p in figures],
+    ]
+    (folder / "report.html").write_text(html_page(title, "\n".join(body)), encoding="utf-8")
+    md = [f"# {title}", "", "```", *summary_lines(diagnosis), "```", ""]
+    md += [f"![{p.stem}]({p.name})" for p in figures]
+    (folder / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
 
 
 def _all_variants(diagnosis: Diagnosis) -> list[Any]:

@@ -5,6 +5,7 @@ be rebuilt from them at any time."""
 import csv
 import html
 import io
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from stablelearn.results import divergence_record
 from stablelearn.sweep.figures import sweep_figures
 from stablelearn.sweep.run import SweepResult
 from stablelearn.sweep.statistics import sweep_summary
+from stablelearn.sweep.store import FIGURES_PARTIAL
 
 
 def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
@@ -185,8 +187,10 @@ def write_sweep_outputs(result: SweepResult, folder: Path) -> dict[str, Any]:
     """sweep.json, cells.csv, models.csv, figures and reports, each written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     summary = sweep_summary(result)
-    figures_folder = folder / ".figures-partial"
-    figures_folder.mkdir(exist_ok=True)
+    figures_folder = folder / FIGURES_PARTIAL
+    # a killed run's half-drawn figures (the caller holds the lock: see open_sweep_folder)
+    shutil.rmtree(figures_folder, ignore_errors=True)
+    figures_folder.mkdir()
     names = []
     for path in sweep_figures(summary, figures_folder):
         path.replace(folder / path.name)  # a rename within one folder: atomic

@@ -257,12 +257,14 @@ def run_sweep(
     on_group: Callable[[GroupRecord, int, int], None] | None = None,
     num_cpus: int | None = None,
     workers: int | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> SweepResult:
     """Train every group not already saved in `folder`, saving each as it finishes.
 
     `fresh` ignores saved groups. `on_group(record, done, total)` reports progress.
     `workers` threads train groups side by side on the local backend (default: one per
-    available core); `num_cpus` sizes a local Ray.
+    available core); `num_cpus` sizes a local Ray. `on_notice(sentence)` hears of saved
+    groups that are unreadable and trained again (default: a warning).
     """
     check_backend(backend, address, workers)
     if workers is None:
@@ -270,7 +272,15 @@ def run_sweep(
     start = time.perf_counter()
     groups = plan_groups(sweep)
     store = folder / GROUPS_FOLDER
-    records = {} if fresh else saved_records(groups, store)
+
+    def unreadable(path: Path) -> None:
+        sentence = f"{path} is unreadable (truncated?); retraining it."
+        if on_notice is None:
+            warnings.warn(sentence, stacklevel=4)  # at run_sweep's caller
+        else:
+            on_notice(sentence)
+
+    records = {} if fresh else saved_records(groups, store, unreadable)
     resumed = len(records)
     todo = [g for g in groups if g.id not in records]
 

@@ -3,13 +3,16 @@
 Each finished group is written to `<folder>/groups/<group id>.npz`; a rerun of the same
 sweep loads those files and trains only the groups that are missing, so an interrupted
 sweep (Ctrl-C, a kill, a lost node) resumes where it stopped and never reads a
-half-written file.
+half-written file. A group file that cannot be read (truncated by a full disk, copied
+half-way) is retrained with a notice, and one from another version silently.
 """
 
 import dataclasses
 import json
 import threading
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,11 +20,27 @@ import numpy as np
 
 from stablelearn.diagnostics import diagnose
 from stablelearn.engine import train
-from stablelearn.io import write_atomic
+from stablelearn.errors import ConfigError
+from stablelearn.io import locked_folder, write_atomic
 from stablelearn.results import TrainResult
 from stablelearn.sweep.plan import FORMAT_VERSION, Group
 
 GROUPS_FOLDER = "groups"
+FIGURES_PARTIAL = ".figures-partial"  # where the sweep's figures are drawn before a rename
+# what reading a damaged .npz can raise: a truncated zip, a missing or mangled member...
+_UNREADABLE = (
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    zipfile.BadZipFile,
+)
+
+
+class UnreadableGroupFile(Exception):
+    """A saved group file that cannot be read back: truncated, overwritten, not an .npz."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,7 +131,8 @@ def save_record(record: GroupRecord, folder: Path) -> Path:
 
 
 def load_record(path: Path) -> GroupRecord | None:
-    """A saved group, or None when the file is unreadable or from another format."""
+    """A saved group, or None when it was saved in another format version; raises
+    UnreadableGroupFile when the file cannot be read."""
     try:
         with np.load(path, allow_pickle=False) as saved:
             meta = json.loads(str(saved["meta"]))
@@ -141,12 +161,17 @@ def load_record(path: Path) -> GroupRecord | None:
                 compile_s=meta["compile_s"],
                 train_s=meta["train_s"],
             )
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return None
+    except _UNREADABLE as err:
+        raise UnreadableGroupFile(path) from err
 
 
-def saved_records(groups: Sequence[Group], folder: Path) -> dict[str, GroupRecord]:
-    """Saved groups that match the planned ones exactly.
+def saved_records(
+    groups: Sequence[Group],
+    folder: Path,
+    on_unreadable: Callable[[Path], None] | None = None,
+) -> dict[str, GroupRecord]:
+    """Saved groups that match the planned ones exactly; `on_unreadable(path)` hears of
+    each planned group whose file cannot be read (it is then trained again).
 
     The id hashes every run's cell label, tables, config, seed and data in order, so an
     equal id means the same runs; only the cells' positions in the sweep may differ (a
@@ -157,7 +182,12 @@ def saved_records(groups: Sequence[Group], folder: Path) -> dict[str, GroupRecor
         path = folder / f"{group.id}.npz"
         if not path.is_file():
             continue
-        record = load_record(path)
+        try:
+            record = load_record(path)
+        except UnreadableGroupFile:
+            if on_unreadable is not None:
+                on_unreadable(path)
+            continue
         if (
             record is not None
             and record.group_id == group.id
@@ -175,6 +205,32 @@ def _renumber(record: GroupRecord, group: Group) -> dict[int, dict[str, int]]:
     """Findings keyed by the plan's cell indices instead of the saved ones."""
     mapping = dict(zip(record.cells.tolist(), group.cells, strict=True))
     return {mapping[old]: counts for old, counts in record.findings.items()}
+
+
+# --- the sweep folder ------------------------------------------------------------------------
+
+
+@contextmanager
+def open_sweep_folder(folder: Path) -> Iterator[Path]:
+    """Hold the sweep folder's lock (see stablelearn.io.locked_folder) for a whole run:
+    training, saving groups and writing the reports. A second sweep into the same folder
+    fails at once instead of crashing half-way; what a killed run left half-written is
+    removed first, which is safe only under the lock."""
+    with locked_folder(folder):
+        _check_holds_a_sweep(folder)
+        for leftover in (folder / GROUPS_FOLDER).glob(".*.tmp"):  # see write_atomic
+            leftover.unlink(missing_ok=True)
+        yield folder
+
+
+def _check_holds_a_sweep(folder: Path) -> None:
+    """A non-empty folder is resumed only if a sweep wrote it: its reports would be
+    written over the user's files otherwise."""
+    names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+    if names and not names & {GROUPS_FOLDER, "sweep.json"}:
+        raise ConfigError(
+            f"Output folder {folder} is not empty and holds no sweep; choose another --out."
+        )
 
 
 # --- backends -------------------------------------------------------------------------------
