@@ -77,6 +77,27 @@ def use_compile_cache() -> None:
     enable_compile_cache()
 
 
+LONG_RUN_S = 60.0  # a plan estimated to train longer than this says so before it starts
+
+
+def budget(estimate: Any, dry_run: bool) -> bool:
+    """Check a plan's estimate (stablelearn.engine.budget) before any work: refuse one
+    that cannot fit in memory (one sentence), print it for --dry-run, and say so when a
+    run will be long. Returns True when the command should stop here (--dry-run)."""
+    from stablelearn.engine.budget import check_memory
+
+    check_memory(estimate)
+    if dry_run:
+        console.print(f"Would train {estimate.describe()}.", highlight=False)
+        return True
+    if estimate.seconds > LONG_RUN_S:
+        console.print(
+            f"[yellow]This will train {escape(estimate.describe())}; Ctrl-C stops it.[/yellow]",
+            highlight=False,
+        )
+    return False
+
+
 def spinner(quiet: bool, text: str) -> Any:
     return contextlib.nullcontext() if quiet else console.status(text, spinner="dots")
 
@@ -101,3 +122,9 @@ LeakFree = Annotated[
     ),
 ]
 Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Print what would be trained, with its estimated time and memory."
+    ),
+]

@@ -7,7 +7,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stablelearn.cli.app import app, console, friendly_errors, spinner, use_compile_cache
+from stablelearn.cli.app import (
+    DryRun,
+    app,
+    budget,
+    console,
+    friendly_errors,
+    spinner,
+    use_compile_cache,
+)
 
 _DataPath = Annotated[Path, typer.Argument(metavar="DATA", help="A CSV, TSV or Parquet file.")]
 _Target = Annotated[str, typer.Option(help="The column to predict.")]
@@ -76,11 +84,12 @@ def doctor_command(
     repeats: _Repeats = None,
     test_fraction: _TestFraction = None,
     out: _Out = None,
+    dry_run: DryRun = False,
     quiet: _Quiet = False,
 ) -> None:
     """Diagnose your data and model, try the repairs that fit, and prove which one works."""
     from stablelearn.doctor.config import DoctorFlags, doctor_experiment
-    from stablelearn.doctor.diagnose import run_doctor
+    from stablelearn.doctor.diagnose import doctor_estimate, run_doctor
     from stablelearn.doctor.report import summary_lines, write_doctor_files
     from stablelearn.io import atomic_folder, default_folder
 
@@ -89,6 +98,8 @@ def doctor_command(
         input_scaler, target_scaler, epochs, batch_size, repeats, test_fraction,
     )  # fmt: skip
     experiment = doctor_experiment(data_path, target, task, config, flags, model)
+    if budget(doctor_estimate(experiment), dry_run):
+        return
     folder = out or default_folder("doctor")
     # opened before training: an unwritable or busy --out fails at once, not after it
     with atomic_folder(folder) as partial:

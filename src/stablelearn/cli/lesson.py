@@ -8,12 +8,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from stablelearn.cli.app import (
+    DryRun,
     Epochs,
     LeakFree,
     Out,
     Quiet,
     Repeats,
     app,
+    budget,
     check_at_least_one,
     console,
     friendly_errors,
@@ -122,13 +124,17 @@ def run_command(
     epochs: Epochs = None,
     out: Out = None,
     leak_free: LeakFree = False,
+    dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
     """Run one experiment and write its run folder (summary.json, figures, report)."""
+    from stablelearn.experiments.runner import estimate_experiments
     from stablelearn.io import default_folder
     from stablelearn.lesson.catalog import resolve
 
     spec = resolve(experiment).override(**_overrides(repeats, epochs, leak_free))
+    if budget(estimate_experiments([spec]), dry_run):
+        return
     folder = out or default_folder(spec.id)
     (result,), claims, wall_s = _run_and_write([spec], folder, quiet, combined=False)
     _print_experiment(result)
@@ -144,13 +150,17 @@ def reproduce_command(
     epochs: Epochs = None,
     out: Out = None,
     leak_free: LeakFree = False,
+    dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
     """Run every case study of the lesson, check its claims, write one combined report."""
+    from stablelearn.experiments.runner import estimate_experiments
     from stablelearn.io import default_folder
     from stablelearn.lesson.catalog import catalog
 
     experiments = [e.override(**_overrides(repeats, epochs, leak_free)) for e in catalog()]
+    if budget(estimate_experiments(experiments), dry_run):
+        return
     folder = out or default_folder("reproduce")
     results, claims, wall_s = _run_and_write(experiments, folder, quiet, combined=True)
     if not quiet:

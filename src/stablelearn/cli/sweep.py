@@ -12,6 +12,7 @@ from stablelearn.cli.app import (
     Quiet,
     Repeats,
     app,
+    budget,
     check_at_least_one,
     console,
     friendly_errors,
@@ -41,7 +42,12 @@ _Workers = Annotated[
         help="Local backend: groups trained side by side, one thread each (default: one per core)."
     ),
 ]
-_DryRun = Annotated[bool, typer.Option(help="List the cells and compiled groups, train nothing.")]
+_DryRun = Annotated[
+    bool,
+    typer.Option(
+        help="List the cells and compiled groups with the estimated time and memory; train nothing."
+    ),
+]
 
 
 @app.command("sweep")
@@ -59,9 +65,9 @@ def sweep_command(
     quiet: Quiet = False,
 ) -> None:
     """Train every cell of a sweep (axes x repeats) and compare the cells with honest statistics."""
-    from stablelearn.sweep.plan import plan_groups
+    from stablelearn.sweep.plan import plan_groups, sweep_estimate
     from stablelearn.sweep.report import write_sweep_outputs
-    from stablelearn.sweep.run import check_backend, run_sweep
+    from stablelearn.sweep.run import check_backend, default_workers, run_sweep
     from stablelearn.sweep.spec import resolve_sweep
     from stablelearn.sweep.store import open_sweep_folder
 
@@ -72,13 +78,15 @@ def sweep_command(
     folder = out or Path("runs") / f"sweep-{spec.id}"
     if folder.exists() and not folder.is_dir():
         raise StablelearnError(f"Output path {folder} is a file; choose a folder with --out.")
+    groups = plan_groups(spec)
+    parallel = 1 if backend == "ray" else (workers or default_workers())
     if dry_run:
-        groups = plan_groups(spec)
         console.print(
             f"{len(spec.cells)} cells x {spec.repeats} repeats in {len(groups)} compiled groups:"
         )
         for cell in spec.cells:
             console.print(f"  {escape(cell.label)}", highlight=False)
+    if budget(sweep_estimate(groups, parallel), dry_run):
         return
     saved = {"done": 0, "total": 0}
     with open_sweep_folder(folder):  # locked until the reports are written

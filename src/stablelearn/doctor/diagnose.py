@@ -21,9 +21,15 @@ from typing import Any
 import numpy as np
 
 from stablelearn.diagnostics import Finding, check_data, diagnose
-from stablelearn.doctor.repairs import Candidate, candidate_repairs
+from stablelearn.doctor.repairs import MAX_CANDIDATES, Candidate, candidate_repairs
+from stablelearn.engine.budget import Estimate
 from stablelearn.experiments import Experiment, load_mapping, settings_only, variant_tables
-from stablelearn.experiments.runner import ExperimentResult, VariantResult, run_experiment
+from stablelearn.experiments.runner import (
+    ExperimentResult,
+    VariantResult,
+    estimate_experiments,
+    run_experiment,
+)
 from stablelearn.keras.code import keras_changes
 from stablelearn.stats import compare, holm
 from stablelearn.tasks import held_out_metric, is_classification
@@ -178,17 +184,30 @@ def _data_findings(experiment: Experiment) -> list[Finding]:
     return findings
 
 
+def doctor_estimate(experiment: Experiment) -> Estimate:
+    """What the doctor will cost at most: the user's configuration, then up to
+    MAX_CANDIDATES repairs of about the same size."""
+    baseline = estimate_experiments([_users_configuration(experiment)])
+    return baseline.then(baseline.repeated(MAX_CANDIDATES))
+
+
+def _users_configuration(experiment: Experiment) -> Experiment:
+    """The experiment reduced to its first variant, the configuration diagnosed."""
+    if len(experiment.variants) == 1:
+        return experiment
+    return load_mapping(
+        {
+            **{k: v for k, v in experiment.raw.items() if k != "variants"},
+            **variant_tables(experiment.variants[0]),
+        },
+        experiment.id,
+        experiment.base_dir,
+    )
+
+
 def run_doctor(experiment: Experiment) -> Diagnosis:
     """Diagnose the user's configuration (its first variant) and try the repairs."""
-    if len(experiment.variants) > 1:
-        experiment = load_mapping(
-            {
-                **{k: v for k, v in experiment.raw.items() if k != "variants"},
-                **variant_tables(experiment.variants[0]),
-            },
-            experiment.id,
-            experiment.base_dir,
-        )
+    experiment = _users_configuration(experiment)
     data_findings = _data_findings(experiment)
     baseline = run_experiment(experiment)
     findings = tuple(data_findings + diagnose(baseline.variants[0].result))

@@ -10,6 +10,7 @@ The constants were measured on a 2-core CPU with benchmarks/bench_engine.py; an
 estimate is good to a factor of about two, which is what a budget needs.
 """
 
+import dataclasses
 import itertools
 import math
 import os
@@ -57,6 +58,28 @@ class Estimate:
             self.compile_s + other.compile_s,
             self.train_s + other.train_s,
             max(self.peak_bytes, other.peak_bytes),
+        )
+
+    def repeated(self, times: int) -> "Estimate":
+        """`times` plans like this one, one after another."""
+        return Estimate(
+            self.models * times,
+            self.model_steps * times,
+            self.programs * times,
+            self.compile_s * times,
+            self.train_s * times,
+            self.peak_bytes,
+        )
+
+    def in_parallel(self, workers: int) -> "Estimate":
+        """This plan spread over `workers` threads or processes on one machine: time
+        divides, the working memory of the groups in flight adds up."""
+        workers = max(1, workers)
+        return dataclasses.replace(
+            self,
+            compile_s=self.compile_s / workers,
+            train_s=self.train_s / workers,
+            peak_bytes=BASE_BYTES + workers * (self.peak_bytes - BASE_BYTES),
         )
 
     def describe(self) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from stablelearn import interrupts
 from stablelearn.data import PreparedData
 from stablelearn.engine.batches import BatchStream
-from stablelearn.engine.budget import chunk_epochs
+from stablelearn.engine.budget import check_memory, chunk_epochs, estimate_runs
 from stablelearn.engine.compilation import compiled
 from stablelearn.engine.plan import plan_programs
 from stablelearn.engine.program import (
@@ -194,6 +194,7 @@ def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) 
         raise ConfigError(
             "Runs trained together must share their loss, metrics, validation and telemetry settings."
         )
+    check_memory(estimate_runs(runs))  # before drawing weights: XLA would abort, not say
     indices = _groups(runs)
     if initial_params is not None and len(indices) > 1:
         raise ConfigError(

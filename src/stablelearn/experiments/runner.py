@@ -14,6 +14,7 @@ import numpy as np
 
 from stablelearn.data import Dataset, PreparedData, prepare
 from stablelearn.engine import Compiled, prepare_training, train
+from stablelearn.engine.budget import Estimate, estimate_runs
 from stablelearn.experiments.spec import Experiment, Variant
 from stablelearn.model import MLP
 from stablelearn.results import TrainResult
@@ -152,6 +153,17 @@ def model_cost(rows: int, config: TrainConfig, model: MLP) -> float:
     """One model's relative training cost: its steps times (layers + 1)."""
     steps = math.ceil(rows / config.batch_size) * config.epochs
     return steps * (len(model.layers) + 1)
+
+
+def estimate_experiments(experiments: Sequence[Experiment]) -> Estimate:
+    """What training `experiments` will cost (stablelearn.engine.budget), from their
+    shapes, before anything is compiled."""
+    total = Estimate()
+    for experiment in experiments:
+        if experiment.kind != "data":
+            runs = experiment_runs(experiment, prepare_variant_data(experiment, experiment.data))
+            total = total.then(estimate_runs(runs))
+    return total
 
 
 def run_experiments(

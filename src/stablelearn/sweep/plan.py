@@ -14,6 +14,7 @@ import numpy as np
 
 from stablelearn.data import PreparedData
 from stablelearn.engine import compute_model, plan_programs
+from stablelearn.engine.budget import Estimate, group_estimate
 from stablelearn.experiments.overrides import variant_tables
 from stablelearn.experiments.runner import model_cost
 from stablelearn.experiments.spec import Experiment
@@ -147,3 +148,12 @@ def plan_groups(sweep: Sweep) -> list[Group]:
             )
         )
     return sorted(groups, key=lambda g: -g.cost)
+
+
+def sweep_estimate(groups: Sequence[Group], workers: int = 1) -> Estimate:
+    """What training these groups will cost (stablelearn.engine.budget) with `workers`
+    groups training at once."""
+    total = Estimate()
+    for group in groups:
+        total = total.then(group_estimate(group.runs))
+    return total.in_parallel(min(workers, len(groups)) if groups else 1)
