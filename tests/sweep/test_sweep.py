@@ -338,3 +338,17 @@ def test_packed_groups_split_in_two_and_unpacked_ones_never():
     assert pairs == [(c, r) for c in range(6) for r in range(3)]
     for group in halves:  # both halves keep every architecture: one program
         assert sorted({run.model.depth for run in group.runs}) == [1, 2, 3]
+
+
+def test_groups_estimated_to_train_too_long_split_into_equal_consecutive_parts(monkeypatch):
+    from stablelearn.engine.budget import group_estimate
+    from stablelearn.sweep import plan
+
+    (whole,) = plan_groups(load())
+    estimate = group_estimate(whole.runs).train_s
+    monkeypatch.setattr(plan, "MAX_GROUP_TRAIN_S", estimate / 2.5)  # three parts
+    parts = plan_groups(load())
+    assert [len(g.runs) for g in parts] == [4, 4, 4]
+    pairs = [(c, r) for g in parts for c, r in zip(g.cells, g.repeats, strict=True)]
+    assert sorted(pairs) == sorted(zip(whole.cells, whole.repeats, strict=True))
+    assert len({g.id for g in parts}) == 3 and whole.id not in {g.id for g in parts}

@@ -7,6 +7,7 @@ its id hashes everything that decides its numbers.
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from stablelearn.model import MLP
 from stablelearn.runs import Run
 from stablelearn.sweep.spec import Sweep, first_variant_data
 
+MAX_GROUP_TRAIN_S = 120.0  # estimated training seconds of one group, at most (see split_long)
 PACKED_PARTS = 2  # packed programs are split so that two groups can train side by side
 FORMAT_VERSION = 2  # bump when a saved group's content or meaning changes (2: packed groups)
 
@@ -69,6 +71,24 @@ def _digest_data(data: PreparedData, cache: dict[int, str]) -> str:
             digest.update(np.ascontiguousarray(array).tobytes())
         cache[id(data)] = digest.hexdigest()
     return cache[id(data)]
+
+
+def split_long(programs: list[list[int]], runs: list[Run]) -> list[list[int]]:
+    """Split programs estimated to train longer than MAX_GROUP_TRAIN_S into equal runs
+    of consecutive models: a group is the unit that a resumed sweep keeps and a Ray
+    worker takes, so one of 100,000 models (36 minutes) would lose everything to an
+    interrupt and leave other workers idle. The estimate comes from shapes, so the
+    split does not depend on the machine; a model's numbers in a part equal those in
+    the whole to float rounding (as for split_packed)."""
+    split = []
+    for program in programs:
+        estimate = group_estimate([runs[i] for i in program])
+        parts = min(len(program), math.ceil(estimate.train_s / MAX_GROUP_TRAIN_S))
+        if parts <= 1:
+            split.append(program)
+            continue
+        split += [list(part) for part in np.array_split(np.asarray(program), parts)]
+    return [[int(i) for i in program] for program in split]
 
 
 def split_packed(programs: list[list[int]], runs: list[Run], parts: int) -> list[list[int]]:
@@ -123,6 +143,7 @@ def plan_groups(sweep: Sweep) -> list[Group]:
             runs.append((run, cell.index, repeat))
     all_runs = [entry[0] for entry in runs]
     programs = split_packed(plan_programs(all_runs), all_runs, PACKED_PARTS)
+    programs = split_long(programs, all_runs)
     digests: dict[int, str] = {}
     tables = [variant_tables(cell.variant) for cell in sweep.cells]
     groups = []
