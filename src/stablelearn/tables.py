@@ -19,6 +19,7 @@ from stablelearn.errors import ConfigError, DataError
 
 MIN_ROWS = 20
 MAX_CLASSES = 10
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataError(f"Could not read {path.name} as a table ({reason}).") from None
     raise DataError(f"{path.name}: expected a .csv, .tsv or .parquet file.")
+
+
+def beyond_float32(values: np.ndarray) -> np.ndarray:
+    """Per column (or for a 1-D array, overall): does a value turn into inf in float32,
+    the precision the engine trains in?"""
+    with np.errstate(over="ignore"):  # the overflow is what is being measured
+        return ~np.isfinite(values.astype(np.float32)).all(axis=0)
 
 
 def _task_of(target: pd.Series, task: str | None) -> str:
@@ -131,6 +139,12 @@ def load_table(path: str | Path, target: str, task: str | None = None) -> Table:
         raise DataError(
             f"Feature column(s) {', '.join(bad[:10])} contain missing or infinite values; impute or drop them first."
         )
+    huge = [str(c) for c, big in zip(features.columns, beyond_float32(x), strict=True) if big]
+    if huge:
+        raise DataError(
+            f"Feature column(s) {', '.join(huge[:10])} hold values beyond float32's range "
+            f"(|x| > {FLOAT32_MAX:.3g}), which training turns into inf; rescale or log-transform them first."
+        )
     chosen = _task_of(y_series, task)
     labels: tuple[str, ...] = ()
     if chosen == "regression":
@@ -138,6 +152,11 @@ def load_table(path: str | Path, target: str, task: str | None = None) -> Table:
         if not np.isfinite(y).all():
             raise DataError(
                 f"The target {target!r} contains infinite values; drop those rows first."
+            )
+        if beyond_float32(y):
+            raise DataError(
+                f"The target {target!r} holds values beyond float32's range "
+                f"(|y| > {FLOAT32_MAX:.3g}), which training turns into inf; rescale or log-transform it first."
             )
     else:
         classes = sorted(y_series.unique(), key=lambda v: (str(type(v)), v))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stablelearn import tables
 from stablelearn.errors import ConfigError, DataError
 from stablelearn.tables import MAX_CLASSES, MIN_ROWS, load_table
 
@@ -320,3 +321,44 @@ def test_a_single_valued_string_target(tmp_path):
 def test_a_single_valued_numeric_target(tmp_path, value):
     with pytest.raises(DataError, match="has a single value; there is nothing to learn"):
         load_table(write_csv(tmp_path, y=[value] * ROWS), "y")
+
+
+# --- bad inputs: values float32 cannot hold -----------------------------------------------
+
+
+def test_features_beyond_float32_range_are_named_with_a_fix(tmp_path):
+    big = np.linspace(1.0, 2.0, ROWS)
+    big[3] = 1e300
+    negative = -np.linspace(1.0, 2.0, ROWS)
+    negative[0] = -1e39
+    near = np.linspace(0.0, 3e38, ROWS)  # the largest float32 is 3.4e38: accepted
+    path = write_csv(tmp_path, big=big, negative=negative, near=near, y=np.arange(ROWS) * 0.5)
+    with pytest.raises(DataError) as err:
+        load_table(path, "y")
+    assert str(err.value) == (
+        "Feature column(s) big, negative hold values beyond float32's range (|x| > 3.4e+38), "
+        "which training turns into inf; rescale or log-transform them first."
+    )
+    assert load_table(write_csv(tmp_path, "near.csv", near=near, y=np.arange(ROWS) * 0.5), "y")
+
+
+def test_a_regression_target_beyond_float32_range(tmp_path):
+    y = np.linspace(0.0, 1.0, ROWS)
+    y[-1] = 1e300
+    with pytest.raises(DataError) as err:
+        load_table(write_csv(tmp_path, y=y), "y")
+    assert str(err.value) == (
+        "The target 'y' holds values beyond float32's range (|y| > 3.4e+38), "
+        "which training turns into inf; rescale or log-transform it first."
+    )
+
+
+def test_a_class_label_beyond_float32_range_is_only_a_label(tmp_path):
+    table = load_table(write_csv(tmp_path, y=np.tile([0.0, 1e300], ROWS // 2)), "y")
+    assert table.dataset.task == "binary"
+    assert table.class_labels == ("0.0", "1e+300")
+
+
+def test_beyond_float32_checks_what_the_cast_makes_of_each_column():
+    values = np.array([[1.0, 3.4e38, -3.5e38], [2.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(tables.beyond_float32(values), [False, False, True])
