@@ -9,8 +9,18 @@ from rich.table import Table
 
 from stablelearn.cli.app import app, console, friendly_errors, spinner, use_compile_cache
 
-_DataPath = Annotated[Path, typer.Argument(metavar="DATA", help="A CSV, TSV or Parquet file.")]
+_DataPath = Annotated[
+    Path,
+    typer.Argument(
+        metavar="DATA",
+        help="A .csv, .tsv or .txt table (comma, semicolon, tab or pipe delimited; may be "
+        "compressed: .gz, .bz2, .zip, .xz) or a .parquet file.",
+    ),
+]
 _Target = Annotated[str, typer.Option(help="The column to predict.")]
+_Encoding = Annotated[
+    str, typer.Option(help="The text encoding of a CSV/TSV file, e.g. latin-1 or cp1252.")
+]
 _Task = Annotated[
     str | None,
     typer.Option(help="regression, binary or multiclass (default: from the target)."),
@@ -58,6 +68,7 @@ def doctor_command(
     data_path: _DataPath,
     target: _Target,
     task: _Task = None,
+    encoding: _Encoding = "utf-8",
     config: _Config = None,
     model: _Model = None,
     depth: _Depth = None,
@@ -88,7 +99,7 @@ def doctor_command(
         depth, units, activation, init, optimizer, lr, momentum, clipnorm, clipvalue,
         input_scaler, target_scaler, epochs, batch_size, repeats, test_fraction,
     )  # fmt: skip
-    experiment = doctor_experiment(data_path, target, task, config, flags, model)
+    experiment = doctor_experiment(data_path, target, task, config, flags, model, encoding)
     folder = out or default_folder("doctor")
     use_compile_cache()
     with spinner(quiet, "Training your configuration and the repairs..."):
