@@ -34,12 +34,21 @@ def band(ax, curves: np.ndarray, color: str, label: str) -> None:
     # one collection for all single runs: a line artist per run made figures 5x slower
     segments = np.stack([np.broadcast_to(epochs, curves.shape), curves], axis=-1)
     ax.add_collection(LineCollection(segments, colors=color, alpha=0.12, linewidths=0.6))
-    finite = np.where(np.isfinite(curves), curves, np.nan)
-    if np.isfinite(finite).any(axis=0).any():
-        with np.errstate(all="ignore"):
-            p10, median, p90 = np.nanpercentile(finite, [10, 50, 90], axis=0)
+    measured = np.isfinite(curves).any(axis=0)
+    if measured.any():
+        p10, median, p90 = epoch_percentiles(curves, measured)
         ax.fill_between(epochs, p10, p90, color=color, alpha=0.25, linewidth=0)
         ax.plot(epochs, median, color=color, linewidth=1.8, label=f"{label} (median, 10-90%)")
+
+
+def epoch_percentiles(curves: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """p10, median and p90 over the finite runs of each epoch [3, epochs]; NaN (a gap in
+    the line) at epochs where every run has diverged, which np.nanpercentile would warn
+    about as an all-NaN slice."""
+    out = np.full((3, curves.shape[1]), np.nan)
+    finite = np.where(np.isfinite(curves[:, measured]), curves[:, measured], np.nan)
+    out[:, measured] = np.nanpercentile(finite, [10, 50, 90], axis=0)
+    return out
 
 
 def use_log_scale(curves: Sequence[np.ndarray]) -> bool:

@@ -60,3 +60,38 @@ def test_bad_values_give_one_line_and_exit_2():
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["doctor", "data.csv", "--target", "y", "--epochs", "abc"],
+            "Error: Invalid value for '--epochs': ",
+        ),
+        (["doctor", "data.csv", "--target", "y", "--bogus"], "Error: No such option: --bogus"),
+        (["doctor", "data.csv"], "Error: Missing option '--target'."),
+        (["train", "--repeats", "x"], "Error: Invalid value for '--repeats': "),
+        (["frob"], "Error: No such command 'frob'."),
+        (["--bogus"], "Error: No such option: --bogus."),
+    ],
+    ids=["bad-int", "unknown-option", "missing-option", "train-bad-int", "command", "top-level"],
+)
+def test_a_mistyped_flag_or_value_is_one_line_on_stderr_and_exit_2(args, line):
+    """Not typer's usage line, hint and boxed panel: the same one line as any bad input."""
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line), result.stderr
+    assert lines[0].endswith(".")
+    assert "Traceback" not in result.output and "Usage:" not in result.output
+
+
+def test_help_and_no_arguments_still_print_the_help():
+    for args in (["--help"], ["doctor", "--help"], []):
+        result = invoke(*args)
+        assert "Usage: " in result.output, (args, result.output)
+        assert "Error:" not in result.output, (args, result.output)
+    assert invoke("--help").exit_code == 0
+    assert "--encoding" in invoke("doctor", "--help").output

@@ -179,6 +179,55 @@ def zero_epochs(folder):
     return [CSV, "--target", "target", "--epochs", "0"], ["--epochs must be at least 1, got 0."]
 
 
+def repeated_target(folder):
+    frame = lesson_frame()[["x0", "target", "x1"]].copy()
+    frame.columns = ["x0", "target", "target"]
+    path = write(folder, "twice.csv", frame)
+    return [path, "--target", "target"], [
+        "twice.csv has more than one column named 'target'; give each column its own name."
+    ]
+
+
+def huge_feature(folder):
+    frame = lesson_frame()
+    frame["x3"] *= 1e300
+    path = write(folder, "huge.csv", frame)
+    return [path, "--target", "target"], [
+        "Feature column(s) x3 hold values beyond float32's range",
+        "rescale or log-transform them first.",
+    ]
+
+
+def infinite_feature(folder):
+    frame = lesson_frame()
+    frame.loc[5, "x2"] = -np.inf
+    path = write(folder, "inf.csv", frame)
+    return [path, "--target", "target"], ["Feature column(s) x2 contain missing or infinite"]
+
+
+def latin1_file(folder):
+    frame = lesson_frame().rename(columns={"x0": "größe"})
+    path = folder / "latin.csv"
+    frame.to_csv(path, index=False, encoding="latin-1")
+    return [path, "--target", "target"], [
+        "latin.csv does not decode as utf-8 (byte 0xf6);",
+        "for example --encoding latin-1.",
+    ]
+
+
+def unknown_encoding(folder):
+    return [CSV, "--target", "target", "--encoding", "klingon"], [
+        "'klingon' is not a text encoding; give one such as utf-8, latin-1 or cp1252."
+    ]
+
+
+def spreadsheet(folder):
+    (folder / "book.xlsx").write_bytes(b"PK\x03\x04")
+    return [folder / "book.xlsx", "--target", "target"], [
+        "book.xlsx: expected a .csv, .tsv, .txt or .parquet file"
+    ]
+
+
 def missing_config(folder):
     return [CSV, "--target", "target", "--config", folder / "mine.toml"], [
         "No configuration file at",
@@ -189,6 +238,7 @@ def missing_config(folder):
 BAD_INPUTS = [
     missing_file, garbage_file, empty_file, missing_target, text_feature, nan_target,
     nan_feature, too_few_rows, wrong_task, unknown_task, zero_repeats, zero_epochs, missing_config,
+    repeated_target, huge_feature, infinite_feature, latin1_file, unknown_encoding, spreadsheet,
 ]  # fmt: skip
 
 
@@ -204,7 +254,31 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, case):
     assert "Traceback" not in result.output
     lines = result.output.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert result.stderr.splitlines() == lines
     for part in parts:
         assert part in lines[0], (part, lines[0])
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no .diag.partial-* left
+
+
+def test_a_file_named_and_written_as_people_do_is_diagnosed(tmp_path):
+    """A space and an accent in the name, gzip, semicolons and latin-1: read as written,
+    and the experiment id is derived from the name (the name itself stays on display)."""
+    frame = lesson_frame().head(60)[["x0", "x1", "x2", "target"]]
+    frame = frame.rename(columns={"x2": "température"})
+    path = tmp_path / "my données.csv.gz"
+    frame.to_csv(path, sep=";", index=False, encoding="latin-1")
+    out = tmp_path / "diag"
+    result = invoke(
+        path, "--target", "target", "--encoding", "latin-1", "--repeats", "2", "--epochs", "2",
+        "--out", out, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    raw = tomllib.loads((out / "recommended.toml").read_text())
+    assert raw["id"] == "doctor-my-donnees-recommended"
+    assert raw["title"].startswith("Your configuration on my données.csv.gz")
+    assert raw["encoding"] == "latin-1"
+    experiment = load_file(out / "recommended.toml")
+    assert experiment.data.feature_names == ("x0", "x1", "température")
+    np.testing.assert_allclose(experiment.data.y, frame["target"].to_numpy())

@@ -2,6 +2,7 @@
 ConfigError that names the file and the field. Nothing here trains a model."""
 
 import copy
+import gzip
 import tomllib
 
 import pytest
@@ -331,3 +332,52 @@ def test_what_training_would_refuse_is_refused_at_load_naming_the_file(changes, 
     with pytest.raises(ConfigError) as caught:
         experiments.load_mapping(raw, "x.toml")
     assert message in str(caught.value) and str(caught.value).startswith("x.toml")
+
+
+# --- a dataset file and its encoding --------------------------------------------------------
+
+
+def latin1_table(folder) -> str:
+    """A gzip-compressed, semicolon-delimited latin-1 CSV with an accented feature name."""
+    rows = "".join(f"{i};{i % 7};{i * 0.5}\n" for i in range(40))
+    with gzip.open(folder / "données.csv.gz", "wt", encoding="latin-1") as handle:
+        handle.write("température;b;y\n" + rows)
+    return "données.csv.gz"
+
+
+def test_an_experiment_reads_a_file_in_the_encoding_it_names(tmp_path):
+    raw = edited("standardized-target", dataset=latin1_table(tmp_path), target="y")
+    experiment = experiments.load_mapping({**raw, "encoding": "latin-1"}, "x.toml", tmp_path)
+    assert experiment.data.feature_names == ("température", "b")
+
+
+def test_an_undecodable_dataset_file_says_how_to_name_its_encoding_in_the_file(tmp_path):
+    raw = edited("standardized-target", dataset=latin1_table(tmp_path), target="y")
+    with pytest.raises(ConfigError) as caught:
+        experiments.load_mapping(raw, "x.toml", tmp_path)
+    assert str(caught.value) == (
+        "x.toml: dataset: données.csv.gz does not decode as utf-8 (byte 0xe9); if it was "
+        'saved in another encoding, give it, for example encoding = "latin-1".'
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"encoding": "latin-1"}, "x.toml: encoding only applies to a dataset read from a file."),
+        (
+            {"dataset": "d.csv", "target": "y", "encoding": "klingon"},
+            "x.toml: encoding must be a text encoding such as utf-8, latin-1 or cp1252, got 'klingon'.",
+        ),
+        (
+            {"dataset": "d.xlsx", "target": "y"},
+            "x.toml: dataset must be one of lesson-regression, lesson-circles or a .csv, .tsv, .txt "
+            "or .parquet file (CSV and TSV may be compressed: .gz, .bz2, .zip, .xz), got 'd.xlsx'.",
+        ),
+    ],
+    ids=["encoding-with-a-built-in-dataset", "unknown-encoding", "unknown-suffix"],
+)
+def test_dataset_file_fields_are_checked(changes, message):
+    with pytest.raises(ConfigError) as caught:
+        experiments.load_mapping(edited("standardized-target", **changes), "x.toml")
+    assert str(caught.value) == message

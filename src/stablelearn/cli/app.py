@@ -11,12 +11,47 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from stablelearn import interrupts
 from stablelearn.errors import Interrupted, StablelearnError
 from stablelearn.interrupts import INTERRUPTED
 
+
+class OneLineUsageErrors(TyperGroup):
+    """A mistyped flag or value (`--epochs abc`, an unknown option or command) gets one
+    line and click's exit status (2), not typer's usage-and-box panel: the same form as
+    every other bad input. Errors are caught where click raises them, parsing the group's
+    arguments and invoking a command; --help and a missing command still print help."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+# the click that typer raises from: recent typer vendors its own copy of click
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors() -> Any:
+    try:
+        yield
+    except _ClickException as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # click >= 8.2: prints the help
+            raise
+        message = " ".join(err.format_message().split())
+        message += "" if message.endswith((".", "?", "!")) else "."
+        errors.print(f"[red]Error:[/red] {escape(message)}", highlight=False)
+        raise typer.Exit(err.exit_code) from None
+
+
 app = typer.Typer(
+    cls=OneLineUsageErrors,
     add_completion=False,
     no_args_is_help=True,
     help="""The `stablelearn` command line: parse flags, call the library, print.

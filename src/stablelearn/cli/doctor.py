@@ -17,8 +17,18 @@ from stablelearn.cli.app import (
     use_compile_cache,
 )
 
-_DataPath = Annotated[Path, typer.Argument(metavar="DATA", help="A CSV, TSV or Parquet file.")]
+_DataPath = Annotated[
+    Path,
+    typer.Argument(
+        metavar="DATA",
+        help="A .csv, .tsv or .txt table (comma, semicolon, tab or pipe delimited; may be "
+        "compressed: .gz, .bz2, .zip, .xz) or a .parquet file.",
+    ),
+]
 _Target = Annotated[str, typer.Option(help="The column to predict.")]
+_Encoding = Annotated[
+    str, typer.Option(help="The text encoding of a CSV/TSV file, e.g. latin-1 or cp1252.")
+]
 _Task = Annotated[
     str | None,
     typer.Option(help="regression, binary or multiclass (default: from the target)."),
@@ -66,6 +76,7 @@ def doctor_command(
     data_path: _DataPath,
     target: _Target,
     task: _Task = None,
+    encoding: _Encoding = "utf-8",
     config: _Config = None,
     model: _Model = None,
     depth: _Depth = None,
@@ -97,7 +108,7 @@ def doctor_command(
         depth, units, activation, init, optimizer, lr, momentum, clipnorm, clipvalue,
         input_scaler, target_scaler, epochs, batch_size, repeats, test_fraction,
     )  # fmt: skip
-    experiment = doctor_experiment(data_path, target, task, config, flags, model)
+    experiment = doctor_experiment(data_path, target, task, config, flags, model, encoding)
     if budget(doctor_estimate(experiment), dry_run):
         return
     folder = out or default_folder("doctor")

@@ -2,6 +2,8 @@
 and flags, resolved into one experiment table. Flags change only what they name; what
 neither the file nor a flag sets is the lesson's default (stablelearn.defaults)."""
 
+import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from stablelearn.experiments import (
     variant_tables,
 )
 from stablelearn.optim import with_clipping
-from stablelearn.tables import load_table
+from stablelearn.tables import load_table, table_stem
 from stablelearn.tasks import output_layer
 
 
@@ -49,10 +51,19 @@ class DoctorFlags:
                 )
 
 
+def doctor_id(data_path: Path) -> str:
+    """The experiment id for a data file: ids name folders, so the file name loses its
+    accents and every run of other characters becomes '-' ('my données.csv' is
+    doctor-my-donnees); the name itself is kept for display."""
+    folded = unicodedata.normalize("NFKD", table_stem(data_path)).encode("ascii", "ignore")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", folded.decode()).strip("-._")
+    return f"doctor-{slug}" if slug else "doctor"
+
+
 def _base(config: Path | None, model_file: Path | None) -> dict[str, Any]:
-    """The experiment file's table (its run-only fields left out), or the lesson's MLP/SGD;
-    a Keras model file replaces the model and, when it was compiled and no file gives an
-    optimizer, the optimizer."""
+    """The experiment file's table (its run-only fields and its dataset's encoding left
+    out: DATA replaces that dataset), or the lesson's MLP/SGD; a Keras model file replaces
+    the model and, when it was compiled and no file gives an optimizer, the optimizer."""
     if config is None:
         base = {"model": defaults.model_table(), "optimizer": dict(defaults.OPTIMIZER)}
     elif not config.is_file():
@@ -61,7 +72,7 @@ def _base(config: Path | None, model_file: Path | None) -> dict[str, Any]:
         base = {
             k: v
             for k, v in load_file(config).raw.items()
-            if k not in ("n_train", "kind", "figures")
+            if k not in ("n_train", "kind", "figures", "encoding")
         }
         if "model_file" in base:
             base["model_file"] = str((config.resolve().parent / base["model_file"]).resolve())
@@ -112,11 +123,14 @@ def doctor_table(
     config: Path | None,
     flags: DoctorFlags,
     model_file: Path | None = None,
+    encoding: str = "utf-8",
 ) -> dict[str, Any]:
     """The user's configuration as an experiment table: a Keras model file, an experiment
     file and/or flags over the lesson's MLP and SGD, with the output layer the task needs."""
-    dataset = load_table(data_path, target, task).dataset
+    dataset = load_table(data_path, target, task, encoding).dataset
     where = {"dataset": str(data_path.resolve()), "target": target, "task": dataset.task}
+    if encoding != "utf-8":
+        where["encoding"] = encoding
     base = _base(config, model_file)
     first = {k: v for k, v in base.items() if k != "variants"}
     if "model_file" not in base:
@@ -135,7 +149,7 @@ def doctor_table(
     keras_model = Path(base["model_file"]).name if "model_file" in base else None
     title = f"Your Keras model {keras_model}" if keras_model else "Your configuration"
     raw = settings_only(base) | {
-        "id": base.get("id", f"doctor-{data_path.stem}"),
+        "id": base.get("id", doctor_id(data_path)),
         "title": base.get("title", f"{title} on {data_path.name}"),
         **where,
         **tables,
@@ -156,7 +170,8 @@ def doctor_experiment(
     config: Path | None,
     flags: DoctorFlags,
     model_file: Path | None = None,
+    encoding: str = "utf-8",
 ) -> Experiment:
     """The validated experiment the doctor diagnoses."""
-    raw = doctor_table(data_path, target, task, config, flags, model_file)
+    raw = doctor_table(data_path, target, task, config, flags, model_file, encoding)
     return load_mapping(raw, config.name if config else "doctor")

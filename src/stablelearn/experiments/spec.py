@@ -60,13 +60,14 @@ from stablelearn.io import read_toml
 from stablelearn.model import MLP
 from stablelearn.optim import Optimizer
 from stablelearn.runs import MAX_SEED, TrainConfig, check_model_for_data
+from stablelearn.tables import EXPECTED, UndecodableText, load_table, table_format, text_codec
 from stablelearn.tasks import lesson_metric
 
 KINDS = ("train", "data")
 DATA_FIGURES = ("histograms", "target", "scatter")
 FIGURES = ("histograms", "target", "scatter", "learning_curves", "box", "gradients")
 _TOP_LEVEL = {
-    "id", "title", "section", "description", "kind", "dataset", "target", "task", "n_train",
+    "id", "title", "section", "description", "kind", "dataset", "target", "task", "encoding", "n_train",
     "test_fraction", "split_seed", "fit_scalers_on",
     "epochs", "batch_size", "repeats", "seed", "validation", "bce_form", "telemetry", "figures", "data",
     "model", "model_file", "optimizer", "variants",
@@ -135,36 +136,58 @@ def _load_data(
     dataset = top.get("dataset", str)
     target = top.get("target", str, None)
     task = top.get("task", str, None)
-    key = (dataset, target, task, base_dir)
+    encoding = top.get("encoding", str, None)
+    key = (dataset, target, task, encoding, base_dir)
     if cache is not None and key in cache:
         return cache[key]
-    loaded = _read_data(top, dataset, target, task, base_dir)
+    loaded = _read_data(top, dataset, target, task, encoding, base_dir)
     if cache is not None:
         cache[key] = loaded
     return loaded
 
 
 def _read_data(
-    top: Fields, dataset: str, target: str | None, task: str | None, base_dir: Path | None
+    top: Fields,
+    dataset: str,
+    target: str | None,
+    task: str | None,
+    encoding: str | None,
+    base_dir: Path | None,
 ) -> tuple[Dataset, tuple[str, ...]]:
     if dataset in BUILTIN_DATASETS:
-        if target is not None or task is not None:
-            raise top.error("target", "and task only apply to a dataset read from a file.")
+        given = [
+            k
+            for k, v in (("target", target), ("task", task), ("encoding", encoding))
+            if v is not None
+        ]
+        if given:
+            raise top.error(given[0], "only applies to a dataset read from a file.")
         return builtin_dataset(dataset), ()
-    if not dataset.lower().endswith((".csv", ".tsv", ".parquet", ".pq")):
+    try:
+        table_format(dataset)
+    except DataError:
         raise top.error(
             "dataset",
-            f"must be one of {', '.join(BUILTIN_DATASETS)} or a .csv/.tsv/.parquet file, got {dataset!r}.",
-        )
+            f"must be one of {', '.join(BUILTIN_DATASETS)} or {EXPECTED}, got {dataset!r}.",
+        ) from None
     if target is None:
         raise top.error("target", "is required with a dataset file: name the column to predict.")
-    from stablelearn.tables import load_table  # pandas, only for a dataset file
-
+    if encoding is not None:
+        try:
+            text_codec(encoding)
+        except ConfigError:
+            raise top.error(
+                "encoding",
+                f"must be a text encoding such as utf-8, latin-1 or cp1252, got {encoding!r}.",
+            ) from None
     path = Path(dataset)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     try:
-        table = load_table(path, target, task)
+        table = load_table(path, target, task, encoding or "utf-8")
+    except UndecodableText as err:
+        fix = f'encoding = "{err.suggested}"'
+        raise ConfigError(f"{top.source}: dataset: {err.with_fix(fix)}") from None
     except (DataError, ConfigError) as err:
         raise ConfigError(f"{top.source}: dataset: {err}") from None
     return table.dataset, table.dropped_columns

@@ -1,0 +1,41 @@
+"""The learning-curve band on curves that training produces: runs that diverge part-way
+leave epochs where no run is finite, which must draw as a gap without a warning.
+
+No training here: the curves are hand-made (tests/experiments/test_figures.py draws
+figures from real runs)."""
+
+import warnings
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from stablelearn import figures
+
+# 3 runs x 4 epochs: every run diverged after epoch 2, one already at epoch 2
+CURVES = np.array(
+    [
+        [4.0, 2.0, np.nan, np.nan],
+        [6.0, np.inf, np.nan, np.nan],
+        [5.0, 3.0, np.inf, np.nan],
+    ]
+)
+
+
+def test_epoch_percentiles_over_the_finite_runs_and_nan_where_none_is_finite():
+    measured = np.isfinite(CURVES).any(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p10, median, p90 = figures.epoch_percentiles(CURVES, measured)
+    np.testing.assert_allclose(median[:2], [5.0, 2.5])
+    np.testing.assert_allclose(p10[:2], [4.2, 2.1])
+    np.testing.assert_allclose(p90[:2], [5.8, 2.9])
+    assert np.isnan([p10[2:], median[2:], p90[2:]]).all()
+
+
+def test_band_draws_partly_diverged_runs_without_a_warning():
+    ax = Figure().subplots()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures.band(ax, CURVES, figures.TRAIN_COLOR, "train")
+    (median_line,) = ax.get_lines()
+    np.testing.assert_allclose(median_line.get_ydata()[:2], [5.0, 2.5])
