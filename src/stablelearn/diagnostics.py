@@ -303,7 +303,8 @@ def detect_vanishing(result: Observed) -> Finding | None:
     t = obs.telemetry
     if not t or len(obs.layer_names) < 2:
         return None
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # layers a model never measured
         per_layer = np.nanmedian(t["grad_norm"], axis=1)  # [models, layers]
         output = obs.output_column()
         hidden = np.where(np.arange(per_layer.shape[1]) < output[:, None], per_layer, np.nan)
