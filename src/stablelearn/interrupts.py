@@ -9,7 +9,7 @@ request. The code checks it where stopping is safe: between chunks of epochs
 (`result`), raising `Stopped`, which unwinds like any interrupt (partial folders are
 removed, the command prints one line and exits 130). Where no check comes within
 GRACE_S seconds (importing, writing figures), a watchdog removes the partial folders
-registered here and exits; a second Ctrl-C does that at once.
+and lock files registered here and exits; a second Ctrl-C does that at once.
 """
 
 import os
@@ -61,8 +61,9 @@ def result(future: "Future[Value]") -> Value:
 
 
 @contextmanager
-def partial_folder(path: Path) -> Iterator[None]:
-    """Mark `path` as half-written while the block runs: a forced exit removes it."""
+def removed_on_forced_exit(path: Path) -> Iterator[None]:
+    """While the block runs, a forced exit removes `path` (a half-written folder, or
+    the lock file of an output being written)."""
     with _LOCK:
         _PARTIAL.add(path)
     try:
@@ -83,7 +84,10 @@ def announce(said: str = "nothing was written") -> None:
 def _force_exit() -> None:
     with _LOCK:
         for path in _PARTIAL:
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         announce()
         sys.stdout.flush()
         os._exit(INTERRUPTED)

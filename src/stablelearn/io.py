@@ -186,7 +186,8 @@ def output_lock(target: Path) -> Iterator[None]:
             f"Another stablelearn process is writing to {target}; wait for it or choose another --out."
         )
     try:
-        yield
+        with interrupts.removed_on_forced_exit(lock_path(target)):
+            yield
     finally:
         release()
 
@@ -242,7 +243,7 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         except OSError as err:
             raise cannot_write(target, err) from None
         try:
-            with interrupts.partial_folder(partial):
+            with interrupts.removed_on_forced_exit(partial):
                 yield partial
                 if target.exists():
                     target.rmdir()

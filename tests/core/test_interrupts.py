@@ -54,7 +54,7 @@ from stablelearn import interrupts
 interrupts.install_handler()
 partial = Path(sys.argv[1])
 partial.mkdir()
-with interrupts.partial_folder(partial):
+with interrupts.removed_on_forced_exit(partial):
     print("ready", flush=True)
     time.sleep(30)  # no safe point: the watchdog must end it
 """
