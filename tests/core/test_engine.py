@@ -369,14 +369,15 @@ def _assert_same_training(a, b):
         jax.tree.map(np.testing.assert_array_equal, pa, pb)
 
 
-@pytest.mark.parametrize("chunk", [2, 5])
+@pytest.mark.slow
 def test_training_in_chunks_of_epochs_is_bit_identical_to_one_chunk(
-    lesson_mlp, lesson_sgd, scaled_target, unscaled, monkeypatch, chunk
+    lesson_mlp, lesson_sgd, scaled_target, unscaled, monkeypatch
 ):
-    """Chunks of 2 epochs (the last one padded) or 5 (all epochs in one) give the
-    numbers of one chunk: the optimizer state carries over, padding epochs change
-    nothing, and dead-unit statistics are sampled at the same epochs. One model
-    diverges, so non-finite values cross chunk boundaries too."""
+    """Chunks of 2 epochs (the last one padded) give the numbers of one chunk of 5: the
+    optimizer state carries over, padding epochs change nothing, and dead-unit
+    statistics are sampled at the same epochs. One model diverges, so non-finite values
+    cross chunk boundaries too."""
+    chunk = 2
     engine_train = importlib.import_module("stablelearn.engine.train")
 
     runs = make_runs(lesson_mlp, [scaled_target] * 3 + [unscaled], [lesson_sgd] * 4, [0, 1, 2, 3])
@@ -419,12 +420,12 @@ def test_a_long_run_draws_its_batches_a_chunk_at_a_time(lesson_mlp, lesson_sgd, 
     """100,000 epochs would be 14 GB of batch indices for 90 models drawn at once; the
     group holds a stream and trains in chunks of a fraction of a second."""
     from stablelearn.engine.budget import CHUNK_S, step_seconds
-    from stablelearn.engine.train import prepare_training
+    from stablelearn.engine.program import Program
+    from stablelearn.engine.train import group_inputs
 
     config = sl.TrainConfig(epochs=100_000)
     runs = [sl.Run(lesson_mlp, lesson_sgd, scaled_target, s, config) for s in range(4)]
-    (group,) = prepare_training(runs).groups
-    inputs = group.inputs
+    inputs, _ = group_inputs(runs, Program.for_runs(runs), None)
     assert inputs.chunk_epochs < 100_000
     epoch_s = inputs.steps_per_epoch * step_seconds(4, lesson_mlp, 32)
     assert inputs.chunk_epochs * epoch_s <= CHUNK_S
