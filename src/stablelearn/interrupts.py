@@ -12,6 +12,7 @@ GRACE_S seconds (importing, writing figures), a watchdog removes the partial fol
 and lock files registered here and exits; a second Ctrl-C does that at once.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -31,7 +32,7 @@ POLL_S = 0.05  # how often a wait for another thread looks at the request
 
 _REQUESTED = threading.Event()
 _ANNOUNCED = threading.Event()
-_PARTIAL: set[Path] = set()
+_PARTIAL: dict[Path, bool] = {}  # path -> remove only if it is an empty folder
 _LOCK = threading.RLock()
 Value = TypeVar("Value")
 
@@ -61,16 +62,17 @@ def result(future: "Future[Value]") -> Value:
 
 
 @contextmanager
-def removed_on_forced_exit(path: Path) -> Iterator[None]:
+def removed_on_forced_exit(path: Path, only_if_empty: bool = False) -> Iterator[None]:
     """While the block runs, a forced exit removes `path` (a half-written folder, or
-    the lock file of an output being written)."""
+    the lock file of an output being written; `only_if_empty`: a folder that holds
+    results saved earlier, such as a sweep's, goes only while it is empty)."""
     with _LOCK:
-        _PARTIAL.add(path)
+        _PARTIAL[path] = only_if_empty
     try:
         yield
     finally:
         with _LOCK:
-            _PARTIAL.discard(path)
+            _PARTIAL.pop(path, None)
 
 
 def announce(said: str = "nothing was written") -> None:
@@ -83,8 +85,11 @@ def announce(said: str = "nothing was written") -> None:
 
 def _force_exit() -> None:
     with _LOCK:
-        for path in _PARTIAL:
-            if path.is_dir():
+        for path, only_if_empty in _PARTIAL.items():
+            if only_if_empty:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            elif path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)

@@ -263,12 +263,20 @@ def locked_folder(folder: Path) -> Iterator[Path]:
         raise ConfigError(f"Output path {folder} is a file; choose a folder with --out.")
     remove_stale_partials(folder.parent)
     with output_lock(folder):
+        created = not folder.exists()
         try:
             folder.mkdir(exist_ok=True)
         except OSError as err:
             raise cannot_write(folder, err) from None
         check_writable_file(folder / "probe")
-        yield folder
+        try:
+            with interrupts.removed_on_forced_exit(folder, only_if_empty=True):
+                yield folder
+        except BaseException:
+            if created:  # stopped before anything was saved: leave no empty folder
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
 
 
 def read_toml(path: Path, kind: str = "experiment") -> dict[str, Any]:
