@@ -16,6 +16,7 @@ user's split on large tables (stablelearn.doctor.sample); step 1 reads every row
 """
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -215,7 +216,11 @@ def doctor_estimate(experiment: Experiment, max_rows: int = MAX_ROWS) -> Estimat
     stablelearn.doctor.sample), then up to MAX_CANDIDATES repairs of about the same size."""
     users = _users_configuration(experiment)
     baseline = estimate_experiments([on_sample(users, row_sample(users, max_rows))])
-    return baseline.then(baseline.repeated(MAX_CANDIDATES))
+    # the repairs mostly train as one packed program of all their models, whose working
+    # memory is that of MAX_CANDIDATES of the user's programs at once
+    together = baseline.in_parallel(MAX_CANDIDATES).peak_bytes
+    repairs = dataclasses.replace(baseline.repeated(MAX_CANDIDATES), peak_bytes=together)
+    return baseline.then(repairs)
 
 
 def _users_configuration(experiment: Experiment) -> Experiment:
