@@ -91,9 +91,10 @@ def stages(quiet: bool) -> Iterator[Callable[["Stage | None"], None]]:
 
     from stablelearn.engine.budget import format_seconds
 
+    # a spinner needs a terminal; elsewhere (a log, a pipe) the printed lines suffice
     display = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=console, transient=True, disable=quiet,
+        console=console, transient=True, disable=quiet or not console.is_terminal,
     )  # fmt: skip
     current: list[tuple[Stage, float, int]] = []
 
