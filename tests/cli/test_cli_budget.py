@@ -42,7 +42,7 @@ def test_dry_run_prints_the_estimate_and_writes_nothing(tmp_path, monkeypatch, a
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_doctor_dry_run_counts_the_repairs_it_may_try(tmp_path):
+def _lesson_csv(tmp_path: Path) -> Path:
     from stablelearn.data import lesson_regression
 
     data = lesson_regression()
@@ -50,10 +50,31 @@ def test_the_doctor_dry_run_counts_the_repairs_it_may_try(tmp_path):
     header = ",".join([f"x{i}" for i in range(20)] + ["y"])
     rows = [",".join(map(str, [*x, y])) for x, y in zip(data.x[:200], data.y[:200], strict=True)]
     csv.write_text("\n".join([header, *rows]) + "\n")
+    return csv
+
+
+def test_the_doctor_dry_run_counts_the_repairs_it_may_try(tmp_path):
+    csv = _lesson_csv(tmp_path)
     result = runner.invoke(app, ["doctor", str(csv), "--target", "y", "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "Would train 90 models" in result.output  # 10 seeds, then up to 8 repairs
+    # 10 seeds, then up to 8 repairs; 140 training rows are 5 steps an epoch
+    assert "Would train 90 models, 45,000 model-steps" in result.output
+    assert "The diagnosis trains on" not in result.output  # 200 rows: no sample
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
+def test_the_doctor_dry_run_says_it_samples_and_estimates_the_sample(tmp_path):
+    csv = _lesson_csv(tmp_path)
+    args = ["doctor", str(csv), "--target", "y", "--dry-run", "--max-rows", "50"]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(
+        "The diagnosis trains on 50 of the 140 training rows and scores on 50 of the 60 "
+        "held-out rows, a random sample (at most 50 of each, split seed 0)"
+    )
+    assert lines[0].endswith("pass --max-rows 0 to use every row.")
+    assert lines[1].startswith("Would train 90 models, 18,000 model-steps")  # 2 steps an epoch
 
 
 def test_a_model_that_cannot_fit_in_memory_is_refused_before_any_work(tmp_path):

@@ -175,6 +175,12 @@ def zero_repeats(folder):
     return [CSV, "--target", "target", "--repeats", "0"], ["--repeats must be at least 1, got 0."]
 
 
+def tiny_max_rows(folder):
+    return [CSV, "--target", "target", "--max-rows", "5"], [
+        "--max-rows must be 0 (every row) or at least 20, got 5."
+    ]
+
+
 def zero_epochs(folder):
     return [CSV, "--target", "target", "--epochs", "0"], ["--epochs must be at least 1, got 0."]
 
@@ -237,7 +243,8 @@ def missing_config(folder):
 
 BAD_INPUTS = [
     missing_file, garbage_file, empty_file, missing_target, text_feature, nan_target,
-    nan_feature, too_few_rows, wrong_task, unknown_task, zero_repeats, zero_epochs, missing_config,
+    nan_feature, too_few_rows, wrong_task, unknown_task, zero_repeats, zero_epochs, tiny_max_rows,
+    missing_config,
     repeated_target, huge_feature, infinite_feature, latin1_file, unknown_encoding, spreadsheet,
 ]  # fmt: skip
 
@@ -282,3 +289,34 @@ def test_a_file_named_and_written_as_people_do_is_diagnosed(tmp_path):
     experiment = load_file(out / "recommended.toml")
     assert experiment.data.feature_names == ("x0", "x1", "température")
     np.testing.assert_allclose(experiment.data.y, frame["target"].to_numpy())
+
+
+def test_a_table_over_max_rows_is_diagnosed_on_a_sample_and_says_so(tmp_path):
+    """Progress (the plan, each stage as it ends) and the sample, said before training
+    and again with the verdict, in diagnosis.json and in the report."""
+    path = write(tmp_path, "big.csv", lesson_frame().head(100))
+    out = tmp_path / "diag"
+    result = invoke(path, "--target", "target", "--repeats", "2", "--epochs", "2",
+                    "--max-rows", "30", "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    said = (
+        "The diagnosis trains on 30 of the 70 training rows and scores on 30 of the 30 "
+        "held-out rows, a random sample (at most 30 of each, split seed 0) that keeps the "
+        "doctor to minutes; pass --max-rows 0 to use every row."
+    )
+    lines = result.output.splitlines()
+    assert lines[0] == said
+    assert lines[1].startswith("This will train 18 models, ")
+    assert lines[2].startswith("Trained your configuration (2 models) in ")
+    assert lines[3].startswith("Trained 6 repairs (12 models) in ")
+    assert said in lines[4:]  # with the verdict
+    doc = json.loads((out / "diagnosis.json").read_text(), parse_constant=no_constants)
+    assert doc["data"]["rows"] == 100
+    assert doc["data"]["rows_used"] == {
+        "sampled": True, "max_rows": 30, "seed": 0, "train_rows": 30, "train_total": 70,
+        "test_rows": 30, "test_total": 30,
+    }  # fmt: skip
+    assert doc["summary"][0] == said
+    assert said in (out / "report.html").read_text()
+    raw = tomllib.loads((out / "recommended.toml").read_text())
+    assert "n_train" not in raw  # the recommendation trains on every row

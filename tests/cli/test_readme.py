@@ -3,7 +3,9 @@
 Every word, name and row of the README's block must match the command's output; the
 numbers must match too, within a tolerance: the doctor's numbers are deterministic on
 one machine but move between CPUs (the recommended median test RMSE read 1.287 on the
-development machine and 1.506 on another machine of the same kind).
+development machine and 1.506 on another machine of the same kind). The seconds each
+training stage took ("Trained ... in 3.8 s.") are not compared: they follow the machine's
+load.
 """
 
 import re
@@ -38,7 +40,7 @@ def test_the_doctor_walkthrough_matches_what_the_doctor_prints(tmp_path, monkeyp
     monkeypatch.chdir(ROOT)
     result = CliRunner().invoke(
         app,
-        ["doctor", "examples/lesson_regression.csv", "--target", "target", "--quiet",
+        ["doctor", "examples/lesson_regression.csv", "--target", "target",
          "--out", str(tmp_path / "doctor")],
         env={"COLUMNS": "200"},
     )  # fmt: skip
@@ -47,5 +49,7 @@ def test_the_doctor_walkthrough_matches_what_the_doctor_prints(tmp_path, monkeyp
     skeleton = [NUMBER.sub("#", line) for line in printed]
     assert skeleton == [NUMBER.sub("#", line) for line in documented], "\n".join(printed)
     for got_line, want_line in zip(printed, documented, strict=True):
+        if got_line.startswith("Trained "):
+            continue
         for got, want in zip(NUMBER.findall(got_line), NUMBER.findall(want_line), strict=True):
             assert float(got) == pytest.approx(float(want), rel=RELATIVE_TOLERANCE), got_line

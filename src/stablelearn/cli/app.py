@@ -115,10 +115,11 @@ def use_compile_cache() -> None:
 LONG_RUN_S = 60.0  # a plan estimated to train longer than this says so before it starts
 
 
-def budget(estimate: Any, dry_run: bool) -> bool:
+def budget(estimate: Any, dry_run: bool, always: bool = False) -> bool:
     """Check a plan's estimate (stablelearn.engine.budget) before any work: refuse one
     that cannot fit in memory (one sentence), print it for --dry-run, and say so when a
-    run will be long. Returns True when the command should stop here (--dry-run)."""
+    run will be long (or, with `always`, whatever its length). Returns True when the
+    command should stop here (--dry-run)."""
     from stablelearn.engine.budget import check_memory
 
     check_memory(estimate)
@@ -130,6 +131,8 @@ def budget(estimate: Any, dry_run: bool) -> bool:
             f"[yellow]This will train {escape(estimate.describe())}; Ctrl-C stops it.[/yellow]",
             highlight=False,
         )
+    elif always:
+        console.print(f"This will train {escape(estimate.describe())}.", highlight=False)
     return False
 
 

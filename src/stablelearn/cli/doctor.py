@@ -1,7 +1,10 @@
 """`stablelearn doctor`: diagnose the user's data and model, try the repairs, prove which works."""
 
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -13,9 +16,11 @@ from stablelearn.cli.app import (
     budget,
     console,
     friendly_errors,
-    spinner,
     use_compile_cache,
 )
+
+if TYPE_CHECKING:
+    from stablelearn.doctor.diagnose import Stage
 
 _DataPath = Annotated[
     Path,
@@ -66,8 +71,50 @@ _Repeats = Annotated[int | None, typer.Option(help="Seeds per configuration (def
 _TestFraction = Annotated[
     float | None, typer.Option(help="Held-out share of the rows (default 0.3).")
 ]
+_MaxRows = Annotated[
+    int,
+    typer.Option(
+        help="Train and score the diagnosis on a random sample of at most this many rows of "
+        "each split, to keep it to minutes on large tables; 0 uses every row.",
+    ),
+]
 _Out = Annotated[Path | None, typer.Option(help="Output folder (default runs/<timestamp>-doctor).")]
 _Quiet = Annotated[bool, typer.Option(help="No progress display.")]
+
+
+@contextlib.contextmanager
+def stages(quiet: bool) -> Iterator[Callable[["Stage | None"], None]]:
+    """A spinner naming the training stage under way, its estimate and elapsed time;
+    each finished stage is printed with the time it took, so a log shows where the
+    time went. A stage of None means training is over (the report is being written)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from stablelearn.engine.budget import format_seconds
+
+    # a spinner needs a terminal; elsewhere (a log, a pipe) the printed lines suffice
+    display = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=console, transient=True, disable=quiet or not console.is_terminal,
+    )  # fmt: skip
+    current: list[tuple[Stage, float, int]] = []
+
+    def on_stage(stage: "Stage | None") -> None:
+        if current:
+            done, start, task = current.pop()
+            display.remove_task(task)
+            if not quiet:
+                took = format_seconds(time.perf_counter() - start)
+                console.print(
+                    f"Trained {done.what} ({done.estimate.models:,} models) in {took}.",
+                    highlight=False,
+                )
+        text = stage.describe() if stage is not None else "Writing the report"
+        task = display.add_task(escape(text) + "...", total=None)
+        if stage is not None:
+            current.append((stage, time.perf_counter(), task))
+
+    with display:
+        yield on_stage
 
 
 @app.command("doctor")
@@ -94,6 +141,7 @@ def doctor_command(
     batch_size: _BatchSize = None,
     repeats: _Repeats = None,
     test_fraction: _TestFraction = None,
+    max_rows: _MaxRows = 20_000,  # doctor.sample.MAX_ROWS, not imported: it imports JAX
     out: _Out = None,
     dry_run: DryRun = False,
     quiet: _Quiet = False,
@@ -102,6 +150,7 @@ def doctor_command(
     from stablelearn.doctor.config import DoctorFlags, doctor_experiment
     from stablelearn.doctor.diagnose import doctor_estimate, run_doctor
     from stablelearn.doctor.report import summary_lines, write_doctor_files
+    from stablelearn.doctor.sample import row_sample
     from stablelearn.io import atomic_folder, default_folder
 
     flags = DoctorFlags(
@@ -109,14 +158,18 @@ def doctor_command(
         input_scaler, target_scaler, epochs, batch_size, repeats, test_fraction,
     )  # fmt: skip
     experiment = doctor_experiment(data_path, target, task, config, flags, model, encoding)
-    if budget(doctor_estimate(experiment), dry_run):
+    sample = row_sample(experiment, max_rows)
+    if sample.sampled and not quiet:  # said again with the verdict
+        console.print(escape(sample.describe()), highlight=False)
+    if budget(doctor_estimate(experiment, max_rows), dry_run, always=not quiet):
         return
     folder = out or default_folder("doctor")
     # opened before training: an unwritable or busy --out fails at once, not after it
     with atomic_folder(folder) as partial:
         use_compile_cache()
-        with spinner(quiet, "Training your configuration and the repairs..."):
-            diagnosis = run_doctor(experiment)
+        with stages(quiet) as on_stage:
+            diagnosis = run_doctor(experiment, max_rows, on_stage)
+            on_stage(None)
             write_doctor_files(diagnosis, partial, folder, data_path)
     for line in summary_lines(diagnosis):
         severity = line[1 : line.find("]")] if line.startswith("[") else ""

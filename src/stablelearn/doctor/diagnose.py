@@ -10,11 +10,15 @@
    configuration by a two-sided Mann-Whitney U test, Holm-corrected over all repairs.
 5. Recommend the best repair only if it measurably beats the user's configuration:
    better median and Holm-adjusted p < 0.05. Otherwise say that none did.
+
+Steps 2 and 3 train on at most MAX_ROWS rows of each split, a random sample of the
+user's split on large tables (stablelearn.doctor.sample); step 1 reads every row.
 """
 
 import copy
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +26,8 @@ import numpy as np
 
 from stablelearn.diagnostics import Finding, check_data, diagnose
 from stablelearn.doctor.repairs import MAX_CANDIDATES, Candidate, candidate_repairs
-from stablelearn.engine.budget import Estimate
+from stablelearn.doctor.sample import MAX_ROWS, RowSample, on_sample, row_sample
+from stablelearn.engine.budget import Estimate, format_seconds
 from stablelearn.experiments import Experiment, load_mapping, settings_only, variant_tables
 from stablelearn.experiments.runner import (
     ExperimentResult,
@@ -76,6 +81,7 @@ class Diagnosis:
     higher_is_better: bool
     recommended: Candidate | None
     tried: tuple[Candidate, ...] = ()
+    sample: RowSample | None = None  # the rows trained and scored on
 
     @property
     def baseline_tables(self) -> dict[str, Any]:
@@ -184,11 +190,37 @@ def _data_findings(experiment: Experiment) -> list[Finding]:
     return findings
 
 
-def doctor_estimate(experiment: Experiment) -> Estimate:
-    """What the doctor will cost at most: the user's configuration, then up to
-    MAX_CANDIDATES repairs of about the same size."""
-    baseline = estimate_experiments([_users_configuration(experiment)])
-    return baseline.then(baseline.repeated(MAX_CANDIDATES))
+@dataclass(frozen=True)
+class Stage:
+    """A stage of the doctor's training, announced as it starts (for a progress display)."""
+
+    name: str  # "your configuration" or "repairs"
+    configurations: int
+    estimate: Estimate
+
+    @property
+    def what(self) -> str:
+        if self.name == "your configuration":
+            return self.name
+        return f"{self.configurations} repair{'s' if self.configurations != 1 else ''}"
+
+    def describe(self) -> str:
+        return (
+            f"Training {self.what}: {self.estimate.models:,} models, about "
+            f"{format_seconds(self.estimate.seconds)}"
+        )
+
+
+def doctor_estimate(experiment: Experiment, max_rows: int = MAX_ROWS) -> Estimate:
+    """What the doctor will cost at most: the user's configuration on its rows (see
+    stablelearn.doctor.sample), then up to MAX_CANDIDATES repairs of about the same size."""
+    users = _users_configuration(experiment)
+    baseline = estimate_experiments([on_sample(users, row_sample(users, max_rows))])
+    # the repairs mostly train as one packed program of all their models, whose working
+    # memory is that of MAX_CANDIDATES of the user's programs at once
+    together = baseline.in_parallel(MAX_CANDIDATES).peak_bytes
+    repairs = dataclasses.replace(baseline.repeated(MAX_CANDIDATES), peak_bytes=together)
+    return baseline.then(repairs)
 
 
 def _users_configuration(experiment: Experiment) -> Experiment:
@@ -205,16 +237,30 @@ def _users_configuration(experiment: Experiment) -> Experiment:
     )
 
 
-def run_doctor(experiment: Experiment) -> Diagnosis:
-    """Diagnose the user's configuration (its first variant) and try the repairs."""
+def run_doctor(
+    experiment: Experiment,
+    max_rows: int = MAX_ROWS,
+    on_stage: Callable[[Stage], None] | None = None,
+) -> Diagnosis:
+    """Diagnose the user's configuration (its first variant) and try the repairs,
+    training on at most `max_rows` rows of each split (0: every row); `on_stage` hears
+    of each training stage as it starts."""
     experiment = _users_configuration(experiment)
+    sample = row_sample(experiment, max_rows)
     data_findings = _data_findings(experiment)
-    baseline = run_experiment(experiment)
+    users = on_sample(experiment, sample)
+    announce = on_stage or (lambda stage: None)
+    announce(Stage("your configuration", 1, estimate_experiments([users])))
+    baseline = run_experiment(users)
     findings = tuple(data_findings + diagnose(baseline.variants[0].result))
     candidates = candidate_repairs(
         variant_tables(experiment.variants[0]), experiment.data.task, findings
     )
-    repaired = run_experiment(_to_experiment(experiment, candidates)) if candidates else None
+    repaired = None
+    if candidates:
+        repairs = on_sample(_to_experiment(experiment, candidates), sample)
+        announce(Stage("repairs", len(candidates), estimate_experiments([repairs])))
+        repaired = run_experiment(repairs)
     higher = is_classification(experiment.data.task)
     variants = [("your configuration", baseline.variants[0])]
     if repaired is not None:
@@ -234,6 +280,7 @@ def run_doctor(experiment: Experiment) -> Diagnosis:
         higher,
         recommended,
         tuple(candidates),
+        sample,
     )
 
 

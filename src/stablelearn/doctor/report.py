@@ -31,8 +31,10 @@ SCHEMA_VERSION = 1
 
 
 def summary_lines(diagnosis: Diagnosis) -> list[str]:
-    """The short printed diagnosis: findings with their evidence, then the verdict."""
-    lines = []
+    """The short printed diagnosis: the rows it sampled, if any, findings with their
+    evidence, then the verdict."""
+    sample = diagnosis.sample
+    lines = [sample.describe()] if sample is not None and sample.sampled else []
     for f in diagnosis.findings:
         lines.append(f"[{f.severity}] {f.title}: {f.message}")
     if not diagnosis.findings:
@@ -71,6 +73,7 @@ def diagnosis_json(diagnosis: Diagnosis, toml_name: str) -> dict[str, Any]:
                 "rows": len(e.data.y),
                 "features": list(e.data.feature_names),
                 "dropped_columns": list(e.dropped_columns),
+                "rows_used": None if diagnosis.sample is None else diagnosis.sample.to_json(),
             },
             "configuration": diagnosis.baseline_tables,
             "repeats": e.repeats,
