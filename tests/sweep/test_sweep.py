@@ -338,3 +338,10 @@ def test_packed_groups_split_in_two_and_unpacked_ones_never():
     assert pairs == [(c, r) for c in range(6) for r in range(3)]
     for group in halves:  # both halves keep every architecture: one program
         assert sorted({run.model.depth for run in group.runs}) == [1, 2, 3]
+
+
+def test_a_packed_group_with_one_run_per_architecture_is_not_split():
+    # repeats 1: each depth has one run, so a split would leave one half empty (it
+    # crashed planning with "max() arg is an empty sequence")
+    (group,) = plan_groups(load(axes={"model.depth": [1, 2]}, repeats=1))
+    assert sorted(run.model.depth for run in group.runs) == [1, 2]
