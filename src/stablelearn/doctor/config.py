@@ -2,6 +2,7 @@
 and flags, resolved into one experiment table. Flags change only what they name; what
 neither the file nor a flag sets is the lesson's default (stablelearn.defaults)."""
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,12 @@ def _optimizer(optimizer: dict[str, Any], flags: DoctorFlags) -> dict[str, Any]:
     return optimizer
 
 
+def _id_part(name: str) -> str:
+    """A file name as part of an experiment id (letters, digits, '.', '_', '-'), so that
+    'my data.csv' or 'données.csv' can be diagnosed."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._") or "data"
+
+
 def doctor_table(
     data_path: Path,
     target: str,
@@ -135,7 +142,7 @@ def doctor_table(
     keras_model = Path(base["model_file"]).name if "model_file" in base else None
     title = f"Your Keras model {keras_model}" if keras_model else "Your configuration"
     raw = settings_only(base) | {
-        "id": base.get("id", f"doctor-{data_path.stem}"),
+        "id": base.get("id", f"doctor-{_id_part(data_path.stem)}"),
         "title": base.get("title", f"{title} on {data_path.name}"),
         **where,
         **tables,
