@@ -133,6 +133,11 @@ class SGD(_Clipping):
     momentum: float = 0.0
     nesterov: bool = False
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.nesterov, bool):  # "yes" would turn it on, [] crash
+            raise ConfigError(f"SGD nesterov must be true or false, got {self.nesterov!r}.")
+
 
 @dataclass(frozen=True)
 class Adam(_Clipping):

@@ -463,6 +463,12 @@ def test_learning_rate_must_be_positive_finite(lr):
         optim.Adam(learning_rate=lr)
 
 
+@pytest.mark.parametrize("nesterov", ["yes", 1, [], None])
+def test_nesterov_must_be_true_or_false(nesterov):
+    with pytest.raises(ConfigError, match="nesterov must be true or false"):
+        optim.SGD(momentum=0.9, nesterov=nesterov)
+
+
 @pytest.mark.parametrize("momentum", [1.01, 2.0, -0.1])
 def test_momentum_must_be_in_unit_interval(momentum):
     with pytest.raises(ConfigError, match=r"momentum must be in \[0, 1\]"):

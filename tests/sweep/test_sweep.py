@@ -352,3 +352,10 @@ def test_groups_estimated_to_train_too_long_split_into_equal_consecutive_parts(m
     pairs = [(c, r) for g in parts for c, r in zip(g.cells, g.repeats, strict=True)]
     assert sorted(pairs) == sorted(zip(whole.cells, whole.repeats, strict=True))
     assert len({g.id for g in parts}) == 3 and whole.id not in {g.id for g in parts}
+
+
+def test_a_packed_group_with_one_run_per_architecture_is_not_split():
+    # repeats 1: each depth has one run, so a split would leave one half empty (it
+    # crashed planning with "max() arg is an empty sequence")
+    (group,) = plan_groups(load(axes={"model.depth": [1, 2]}, repeats=1))
+    assert sorted(run.model.depth for run in group.runs) == [1, 2]

@@ -106,7 +106,9 @@ def split_packed(programs: list[list[int]], runs: list[Run], parts: int) -> list
 
     programs = [list(p) for p in programs]
     while len(programs) < parts:
-        packed = [p for p in programs if len({architecture(i) for i in p}) > 1]
+        # splittable: several architectures, one of them with two runs or more (with
+        # one run each, the second half would be empty)
+        packed = [p for p in programs if 1 < len({architecture(i) for i in p}) < len(p)]
         if not packed:
             break
         largest = max(packed, key=lambda p: runs_cost([runs[i] for i in p]))
