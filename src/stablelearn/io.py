@@ -245,12 +245,27 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         try:
             with interrupts.removed_on_forced_exit(partial):
                 yield partial
-                if target.exists():
-                    target.rmdir()
-                partial.rename(target)
+                _move_into_place(partial, target)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
+
+
+def _move_into_place(partial: Path, target: Path) -> None:
+    """Rename the finished `partial` folder to `target`, which may exist only empty; if
+    something else wrote there meanwhile (a writer that ignores the lock), its files
+    stay and this run is dropped with one sentence."""
+    try:
+        if target.exists():
+            target.rmdir()
+        partial.rename(target)
+    except OSError as err:
+        if target.is_dir() and any(target.iterdir()):
+            raise ConfigError(
+                f"{target} was written by another process while this one ran; its files were "
+                "kept and this run's were not; choose another --out."
+            ) from None
+        raise cannot_write(target, err) from None
 
 
 @contextmanager

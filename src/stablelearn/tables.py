@@ -164,7 +164,15 @@ def _read_text(path: Path, kind: str, compression: str | None, codec: str) -> "p
         check_unique_names(next(csv.reader(head, delimiter=sep), []), path.name)
         handle.seek(0)
         # low_memory=False: types inferred over whole columns, without a DtypeWarning
-        return pd.read_csv(handle, sep=sep, low_memory=False)
+        frame = pd.read_csv(handle, sep=sep, low_memory=False)
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas makes the first columns an index when rows have more fields than the
+        # header, shifting every value under the next column's name
+        raise DataError(
+            f"{path.name}'s rows have more fields than its header names "
+            f"({len(frame.columns)}); name every column or remove the delimiters that end each row."
+        )
+    return frame
 
 
 def _read_parquet(path: Path) -> "pd.DataFrame":
@@ -277,7 +285,7 @@ def load_table(
     frame = read_frame(path, encoding)
     name = Path(path).name
     if target not in frame.columns:
-        columns = ", ".join(map(str, frame.columns[:20]))
+        columns = ", ".join(" ".join(str(c).split()) for c in frame.columns[:20])  # one line
         more = f" and {len(frame.columns) - 20} more" if len(frame.columns) > 20 else ""
         raise DataError(f"{name} has no column {target!r}; its columns are: {columns}{more}.")
     if len(frame) < MIN_ROWS:

@@ -311,6 +311,17 @@ def _with_keras_tables(raw: Mapping[str, Any], keras: Any) -> dict[str, Any]:
     return tables
 
 
+def _check_data_only(top: Fields, raw: Mapping[str, Any]) -> None:
+    """A data experiment trains nothing: tables that only training reads are a mistake
+    (a typo there would otherwise go unnoticed), and [data] is checked as for training."""
+    for key in ("model", "optimizer", "variants", "model_file"):
+        if key in raw:
+            raise top.error(
+                key, "does not apply to kind = 'data', which trains nothing; remove it."
+            )
+    parse_scalers(top.source, raw.get("data", {}), "data.")
+
+
 def _variants(
     top: Fields, raw: Mapping[str, Any], data: Dataset, config: TrainConfig
 ) -> list[Variant]:
@@ -382,6 +393,8 @@ def load_mapping(
     train_config = _train_config(top, data.task, keras)
     repeats, seed = _experiment_settings(top)
     tables = _with_keras_tables(raw, keras) if keras else raw
+    if kind == "data":
+        _check_data_only(top, raw)
     variants = _variants(top, tables, data, train_config) if kind == "train" else []
     return Experiment(
         id=experiment_id,
