@@ -43,7 +43,7 @@ from pathlib import Path
 import tomli_w
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-BOOT = "import sys; sys.argv[0] = 'stablelearn'; from stablelearn.cli import app; app()"
+BOOT = "import sys; sys.argv[0] = 'stablelearn'; from stablelearn.entry import main; main()"
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \".*\", line \d+", re.M)
 # names that must never survive a command: atomic folders and atomic files in progress
 TEMPORARY = re.compile(r"\.partial-|\.tmp$|^tmp[a-z0-9_]{6,}$")
@@ -306,10 +306,14 @@ def build_cases() -> list[Case]:
         Case("flag: train --lr -1", ["train", "--lr", "-1", "--epochs", "2"], [], (2,)),
         Case("flag: doctor --test-fraction 1.5", ["doctor", "data.csv", *DOCTOR, "--test-fraction", "1.5"], [data()], (2,)),
         # ---- sizes a budget check should refuse in one sentence, before training
-        Case("huge: train --repeats 100000", ["train", "--repeats", "100000", "--epochs", "100"], [], (2,)),
-        Case("huge: run epochs = 100000", ["run", "exp.toml", *RUN], [exp(epochs=100000, repeats=30)], (2,)),
-        Case("huge: run units = 100000", ["run", "exp.toml", *RUN], [exp(model__units=100000, epochs=100, repeats=30)], (2,)),
-        Case("huge: run depth = 10000", ["run", "exp.toml", *RUN], [exp(model__depth=10000, epochs=100)], (2,)),
+        # plans that cannot fit in memory are refused; those that fit say their cost first
+        # (--dry-run prints it and trains nothing; a real run prints it, Ctrl-C stops it)
+        Case("huge: run units = 100000 at depth 3", ["run", "exp.toml", *RUN], [exp(model__units=100000, model__depth=3, epochs=100, repeats=30)], (2,)),
+        Case("huge: train --repeats 10000 --epochs 10000", ["train", "--repeats", "10000", "--epochs", "10000"], [], (2,)),
+        Case("huge: train --repeats 100000 --dry-run", ["train", "--repeats", "100000", "--epochs", "100", "--dry-run"], [], (0,)),
+        Case("huge: run epochs = 100000 --dry-run", ["run", "exp.toml", "--dry-run", *RUN], [exp(epochs=100000, repeats=30)], (0,)),
+        Case("huge: run units = 100000 --dry-run", ["run", "exp.toml", "--dry-run", *RUN], [exp(model__units=100000, epochs=100, repeats=30)], (0,)),
+        Case("huge: run depth = 10000 --dry-run", ["run", "exp.toml", "--dry-run", *RUN], [exp(model__depth=10000, epochs=100)], (0,)),
         # ---- experiment files
         Case("toml: valid (baseline)", ["run", "exp.toml", *RUN], [exp()], (0,), OUT),
         Case("toml: unknown experiment name", ["run", "relu-55", *RUN], [], (2,)),

@@ -7,7 +7,15 @@ import typer
 from rich.table import Table
 
 from stablelearn import defaults
-from stablelearn.cli.app import app, console, friendly_errors, spread, use_compile_cache
+from stablelearn.cli.app import (
+    DryRun,
+    app,
+    budget,
+    console,
+    friendly_errors,
+    spread,
+    use_compile_cache,
+)
 
 _Dataset = Annotated[
     str, typer.Option("--data", help="Built-in dataset: lesson-regression or lesson-circles.")
@@ -84,9 +92,11 @@ def train_command(
     seed: _Seed = 0,
     model: _Model = None,
     json_path: _JsonPath = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Train one configuration over several seeds and summarize it as the lesson does."""
-    from stablelearn.experiments.from_flags import TrainFlags, train_from_flags
+    from stablelearn.engine.budget import estimate_runs
+    from stablelearn.experiments.from_flags import TrainFlags, flag_runs, train_from_flags
     from stablelearn.io import check_writable_file, write_json_atomic
     from stablelearn.optim import describe
 
@@ -97,6 +107,8 @@ def train_command(
     )  # fmt: skip
     if json_path is not None:
         check_writable_file(json_path)  # before training, not after it
+    if budget(estimate_runs(flag_runs(flags)[3]), dry_run):
+        return
     use_compile_cache()
     with console.status(f"Training {repeats} models..."):
         trained = train_from_flags(flags)
