@@ -382,7 +382,7 @@ def test_training_in_chunks_of_epochs_is_bit_identical_to_one_chunk(
 
     runs = make_runs(lesson_mlp, [scaled_target] * 3 + [unscaled], [lesson_sgd] * 4, [0, 1, 2, 3])
     whole = sl.train(runs)
-    monkeypatch.setattr(engine_train, "chunk_epochs", lambda runs, program=None: chunk)
+    monkeypatch.setattr(engine_train, "chunk_epochs", lambda runs: chunk)
     chunked = sl.train(runs)
     _assert_same_training(whole, chunked)
     assert whole.telemetry and whole.diverged.sum() == 1
@@ -400,7 +400,7 @@ def test_a_packed_adam_program_trains_the_same_in_chunks(regression, monkeypatch
     runs = [sl.Run(m, sl.Adam(0.01), data, s, config) for m in models for s in (0, 1)]
     assert len(sl.engine.plan_programs(runs)) == 1
     whole = sl.train(runs)
-    monkeypatch.setattr(engine_train, "chunk_epochs", lambda runs, program=None: 3)
+    monkeypatch.setattr(engine_train, "chunk_epochs", lambda runs: 3)
     _assert_same_training(whole, sl.train(runs))
 
 

@@ -127,7 +127,7 @@ def _steps_per_epoch(run: Run) -> int:
     return math.ceil(len(run.data.train_y) / run.config.batch_size)
 
 
-def chunk_epochs(runs: Sequence[Run], program: object | None = None) -> int:
+def chunk_epochs(runs: Sequence[Run]) -> int:
     """Epochs per compiled chunk: as many as train in about CHUNK_S seconds (at least
     one, at most all). Depends on shapes only, so it is the same on every call."""
     first = runs[0]

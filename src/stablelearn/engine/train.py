@@ -140,7 +140,7 @@ def group_inputs(
         test_y=np.stack([v.test_y for v in variants]),
         batches=batches,
         epochs=config.epochs,
-        chunk_epochs=chunk_epochs(runs, program),
+        chunk_epochs=chunk_epochs(runs),
     )
     return inputs, time.perf_counter() - start
 
