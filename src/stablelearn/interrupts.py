@@ -32,7 +32,7 @@ POLL_S = 0.05  # how often a wait for another thread looks at the request
 
 _REQUESTED = threading.Event()
 _ANNOUNCED = threading.Event()
-_PARTIAL: dict[Path, bool] = {}  # path -> remove only if it is an empty folder
+_REMOVE_ON_EXIT: dict[Path, bool] = {}  # path -> remove only if it is an empty folder
 _LOCK = threading.RLock()
 Value = TypeVar("Value")
 
@@ -67,12 +67,12 @@ def removed_on_forced_exit(path: Path, only_if_empty: bool = False) -> Iterator[
     the lock file of an output being written; `only_if_empty`: a folder that holds
     results saved earlier, such as a sweep's, goes only while it is empty)."""
     with _LOCK:
-        _PARTIAL[path] = only_if_empty
+        _REMOVE_ON_EXIT[path] = only_if_empty
     try:
         yield
     finally:
         with _LOCK:
-            _PARTIAL.pop(path, None)
+            _REMOVE_ON_EXIT.pop(path, None)
 
 
 def announce(said: str = "nothing was written") -> None:
@@ -85,7 +85,7 @@ def announce(said: str = "nothing was written") -> None:
 
 def _force_exit() -> None:
     with _LOCK:
-        for path, only_if_empty in _PARTIAL.items():
+        for path, only_if_empty in _REMOVE_ON_EXIT.items():
             if only_if_empty:
                 with contextlib.suppress(OSError):
                     path.rmdir()

@@ -596,7 +596,6 @@ def check_experiment_file(work: Path, changes: list[tuple[str, Any]], quick: boo
                 assert model["diverged"] or model["test_loss"] is not None
 
 
-@pytest.mark.slow
 @examples(25)
 @given(changes=mutations)
 def test_odd_experiment_file_follows_the_rule(changes, tmp_path_factory):

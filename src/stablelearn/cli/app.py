@@ -46,7 +46,7 @@ def _one_line_usage_errors() -> Any:
             raise
         message = " ".join(err.format_message().split())
         message += "" if message.endswith((".", "?", "!")) else "."
-        errors.print(f"[red]Error:[/red] {escape(message)}", highlight=False)
+        print_error(message)
         raise typer.Exit(err.exit_code) from None
 
 
@@ -64,6 +64,11 @@ console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 
+def print_error(message: str) -> None:
+    """The one line that a bad input ends with."""
+    errors.print(f"[red]Error:[/red] {escape(message)}", highlight=False)
+
+
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn StablelearnError into one red line and exit status 2, and Ctrl-C into one
     line and exit status 130 (partial output folders are removed as the interrupt
@@ -74,7 +79,7 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except StablelearnError as err:
-            errors.print(f"[red]Error:[/red] {escape(str(err))}", highlight=False)
+            print_error(str(err))
             raise typer.Exit(2) from None
         except KeyboardInterrupt as err:
             said = str(err) if isinstance(err, Interrupted) else ""
@@ -134,10 +139,6 @@ def budget(estimate: Any, dry_run: bool, always: bool = False) -> bool:
     elif always:
         console.print(f"This will train {escape(estimate.describe())}.", highlight=False)
     return False
-
-
-def spinner(quiet: bool, text: str) -> Any:
-    return contextlib.nullcontext() if quiet else console.status(text, spinner="dots")
 
 
 def check_at_least_one(**values: int | None) -> None:

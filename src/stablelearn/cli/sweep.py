@@ -102,6 +102,7 @@ def sweep_command(
                 result = run_sweep(
                     spec, folder, backend, address, fresh, on_group, workers=workers,
                     on_notice=lambda sentence: bar.console.print(escape(sentence), style="yellow"),
+                    groups=groups,
                 )  # fmt: skip
             except KeyboardInterrupt:
                 if not saved["done"]:

@@ -172,14 +172,18 @@ def group_estimate(runs: Sequence[Run]) -> Estimate:
     )
 
 
+def estimate_groups(groups: Sequence[Sequence[Run]]) -> Estimate:
+    """The cost of training these groups, one compiled program each, one after another."""
+    total = Estimate()
+    for group in groups:
+        total = total.then(group_estimate(group))
+    return total
+
+
 def estimate_runs(runs: Sequence[Run]) -> Estimate:
     """The cost of training `runs` as the engine would (one program per planned group,
     trained one after another; the next group's inputs are prepared meanwhile)."""
-    total = Estimate()
-    for indices in plan_programs(runs):
-        group = group_estimate([runs[i] for i in indices])
-        total = total.then(group)
-    return total
+    return estimate_groups([[runs[i] for i in indices] for indices in plan_programs(runs)])
 
 
 def available_memory() -> int:

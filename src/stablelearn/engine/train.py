@@ -20,7 +20,7 @@ import numpy as np
 from stablelearn import interrupts
 from stablelearn.data import PreparedData
 from stablelearn.engine.batches import BatchStream
-from stablelearn.engine.budget import check_memory, chunk_epochs, estimate_runs
+from stablelearn.engine.budget import check_memory, chunk_epochs, estimate_groups
 from stablelearn.engine.compilation import compiled
 from stablelearn.engine.plan import plan_programs
 from stablelearn.engine.program import (
@@ -194,8 +194,9 @@ def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) 
         raise ConfigError(
             "Runs trained together must share their loss, metrics, validation and telemetry settings."
         )
-    check_memory(estimate_runs(runs))  # before drawing weights: XLA would abort, not say
     indices = _groups(runs)
+    # before drawing weights: XLA would abort, not say
+    check_memory(estimate_groups([[runs[i] for i in idx] for idx in indices]))
     if initial_params is not None and len(indices) > 1:
         raise ConfigError(
             "initial_params needs runs that form one ensemble (same shapes and code paths)."
@@ -235,7 +236,8 @@ def _run_chunks(group: CompiledGroup, stop: threading.Event | None) -> dict[str,
         real = min(size, epochs - first)
         histories.append(jax.tree.map(lambda a, n=real: np.asarray(a)[:n], out["history"]))
     assert out is not None
-    result = jax.tree.map(np.asarray, {k: v for k, v in out.items() if k != "history"})
+    kept = {k: v for k, v in out.items() if k not in ("history", "opt_state")}  # state stays
+    result = jax.tree.map(np.asarray, kept)
     result["history"] = jax.tree.map(lambda *parts: np.concatenate(parts), *histories)
     return result
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from stablelearn.data import PreparedData
 from stablelearn.engine import compute_model, plan_programs
-from stablelearn.engine.budget import Estimate, group_estimate
+from stablelearn.engine.budget import Estimate, estimate_groups, group_estimate
 from stablelearn.experiments.overrides import variant_tables
 from stablelearn.experiments.runner import model_cost
 from stablelearn.experiments.spec import Experiment
@@ -176,7 +176,5 @@ def plan_groups(sweep: Sweep) -> list[Group]:
 def sweep_estimate(groups: Sequence[Group], workers: int = 1) -> Estimate:
     """What training these groups will cost (stablelearn.engine.budget) with `workers`
     groups training at once."""
-    total = Estimate()
-    for group in groups:
-        total = total.then(group_estimate(group.runs))
+    total = estimate_groups([group.runs for group in groups])
     return total.in_parallel(min(workers, len(groups)) if groups else 1)

@@ -258,19 +258,21 @@ def run_sweep(
     num_cpus: int | None = None,
     workers: int | None = None,
     on_notice: Callable[[str], None] | None = None,
+    groups: Sequence[Group] | None = None,
 ) -> SweepResult:
     """Train every group not already saved in `folder`, saving each as it finishes.
 
     `fresh` ignores saved groups. `on_group(record, done, total)` reports progress.
     `workers` threads train groups side by side on the local backend (default: one per
     available core); `num_cpus` sizes a local Ray. `on_notice(sentence)` hears of saved
-    groups that are unreadable and trained again (default: a warning).
+    groups that are unreadable and trained again (default: a warning). `groups` is
+    plan_groups(sweep) when the caller planned already (10,000 cells plan in about 15 s).
     """
     check_backend(backend, address, workers)
     if workers is None:
         workers = default_workers()
     start = time.perf_counter()
-    groups = plan_groups(sweep)
+    groups = plan_groups(sweep) if groups is None else groups
     store = folder / GROUPS_FOLDER
 
     def unreadable(path: Path) -> None:
