@@ -180,6 +180,7 @@ class Observation:
     hidden_names: tuple[str, ...]
     baseline_loss: float  # the best constant prediction's training loss
     layers: tuple[int, ...] | None = None  # per model, its per-layer columns
+    epochs: np.ndarray | None = None  # the 1-based epoch of each column; None: 1..n
 
     @classmethod
     def from_result(cls, result: TrainResult) -> "Observation":
@@ -195,6 +196,7 @@ class Observation:
             hidden_names=names[:-1],
             baseline_loss=baseline_loss(run.data.train_y, run.config.loss),
             layers=tuple(depths),
+            epochs=result.history_epochs,
         )
 
     def output_column(self) -> np.ndarray:
@@ -227,9 +229,12 @@ def _models(obs: Observation, mask: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _first_epoch(condition: np.ndarray) -> int | None:
-    """1-based first epoch where `condition` [epochs] holds, or None."""
-    return int(np.argmax(condition)) + 1 if condition.any() else None
+def _first_epoch(obs: Observation, condition: np.ndarray) -> int | None:
+    """1-based first (recorded) epoch where `condition` [epochs] holds, or None."""
+    if not condition.any():
+        return None
+    column = int(np.argmax(condition))
+    return int(obs.epochs[column]) if obs.epochs is not None else column + 1
 
 
 def _final_loss_ratio(obs: Observation) -> np.ndarray:
@@ -342,7 +347,7 @@ def _unit_detector(
         {names[j] for i in np.flatnonzero(mask) for j in np.flatnonzero(hit[i])}, key=names.index
     )
     epochs = [
-        _first_epoch((np.nan_to_num(values[i], nan=-1.0) >= threshold).any(axis=1))
+        _first_epoch(obs, (np.nan_to_num(values[i], nan=-1.0) >= threshold).any(axis=1))
         for i in np.flatnonzero(mask)
     ]
     return mask, {"layers": layers, "from_epoch_min": min(e for e in epochs if e is not None)}

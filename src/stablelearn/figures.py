@@ -28,9 +28,10 @@ def save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def band(ax, curves: np.ndarray, color: str, label: str) -> None:
-    """Median line, 10-90% band, and faint single runs; epochs are numbered from 1."""
-    epochs = np.arange(1, curves.shape[1] + 1)
+def band(ax, curves: np.ndarray, color: str, label: str, epochs: np.ndarray | None = None) -> None:
+    """Median line, 10-90% band, and faint single runs; `epochs` numbers the columns
+    (1, 2, ... when not given)."""
+    epochs = np.arange(1, curves.shape[1] + 1) if epochs is None else np.asarray(epochs)
     # one collection for all single runs: a line artist per run made figures 5x slower
     segments = np.stack([np.broadcast_to(epochs, curves.shape), curves], axis=-1)
     ax.add_collection(LineCollection(segments, colors=color, alpha=0.12, linewidths=0.6))
@@ -74,9 +75,9 @@ def learning_curves(variants: Sequence[tuple[str, TrainResult]], title: str, pat
             curves = [history[name]] + (
                 [history[f"val_{name}"]] if f"val_{name}" in history else []
             )
-            band(ax, history[name], TRAIN_COLOR, "train")
+            band(ax, history[name], TRAIN_COLOR, "train", result.history_epochs)
             if len(curves) > 1:
-                band(ax, curves[1], TEST_COLOR, "test")
+                band(ax, curves[1], TEST_COLOR, "test", result.history_epochs)
             if name == "loss" and use_log_scale(curves):
                 ax.set_yscale("log")
             diverged = diverged_note(result)
@@ -90,7 +91,7 @@ def learning_curves(variants: Sequence[tuple[str, TrainResult]], title: str, pat
                     color="tab:red", fontsize=9,
                 )  # fmt: skip
             if not np.isfinite(history[name]).any():
-                ax.set_xlim(1, history[name].shape[1])
+                ax.set_xlim(1, result.epochs)
                 ax.set_yticks([])
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)

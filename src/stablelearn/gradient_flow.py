@@ -34,8 +34,8 @@ def _clean_telemetry(result: TrainResult) -> dict[str, np.ndarray]:
     too: with NaN weights no ReLU looks dead and no unit looks saturated.
     """
     t = {k: np.array(v, dtype=float) for k, v in result.telemetry.items() if v.ndim >= 2}
-    epochs = np.arange(1, t["grad_norm"].shape[1] + 1)[None, :]
-    start = np.where(result.diverged, result.diverged_epoch, epochs.shape[1] + 1)[:, None]
+    epochs = np.asarray(result.history_epochs)[None, :]
+    start = np.where(result.diverged, result.diverged_epoch, result.epochs + 1)[:, None]
     for key, values in t.items():
         per_step = key.startswith(("grad_", "update_", "weight_"))
         values[(epochs > start) if per_step else (epochs >= start)] = np.nan
@@ -43,7 +43,7 @@ def _clean_telemetry(result: TrainResult) -> dict[str, np.ndarray]:
 
 
 def _profile_epochs(n_epochs: int) -> list[int]:
-    """1-based epochs for the depth profile: the first, ~10%, ~50% and the last."""
+    """1-based columns for the depth profile: the first, ~10%, ~50% and the last."""
     picks = (1, round(0.1 * n_epochs), round(0.5 * n_epochs), n_epochs)
     return sorted({min(max(1, e), n_epochs) for e in picks})
 
@@ -58,7 +58,7 @@ def _grad_norm_scale(medians: Sequence[np.ndarray]) -> LogNorm | None:
     return LogNorm(vmin / 10, vmax * 10) if vmin >= vmax else LogNorm(vmin, vmax)
 
 
-def _grad_heat_map(ax, median: np.ndarray, names: Sequence[str], norm: LogNorm):
+def _grad_heat_map(ax, median: np.ndarray, epochs: np.ndarray, names: Sequence[str], norm: LogNorm):
     """Layers (input at the bottom) x epochs. Exactly 0 is drawn in the colour map's
     'under' colour (black), Inf in its 'over' colour (red), NaN (no run left) in grey."""
     z = median.T.copy()  # [layers, epochs]
@@ -69,7 +69,7 @@ def _grad_heat_map(ax, median: np.ndarray, names: Sequence[str], norm: LogNorm):
     image = ax.imshow(
         np.ma.masked_invalid(z), aspect="auto", origin="lower", interpolation="nearest",
         cmap=HEAT_CMAP, norm=norm,
-        extent=(0.5, z.shape[1] + 0.5, -0.5, z.shape[0] - 0.5),
+        extent=(0.5, epochs[-1] + 0.5, -0.5, z.shape[0] - 0.5),
     )  # fmt: skip
     layer_ticks(ax, names, "y")
     ax.set_ylabel("layer (input at bottom)", fontsize=8)
@@ -77,7 +77,7 @@ def _grad_heat_map(ax, median: np.ndarray, names: Sequence[str], norm: LogNorm):
     return image
 
 
-def _depth_profile(ax, median: np.ndarray, names: Sequence[str]) -> None:
+def _depth_profile(ax, median: np.ndarray, epochs: np.ndarray, names: Sequence[str]) -> None:
     """Median gradient norm per layer at a few epochs; 0 and Inf as markers on the
     bottom and top edges, which a log axis cannot show."""
     layers = np.arange(median.shape[1])
@@ -85,8 +85,8 @@ def _depth_profile(ax, median: np.ndarray, names: Sequence[str]) -> None:
     colors = colormaps["plasma"](np.linspace(0.0, 0.85, len(chosen)))
     edge = transforms.blended_transform_factory(ax.transData, ax.transAxes)
     marked: set[str] = set()
-    for epoch, color in zip(chosen, colors, strict=True):
-        values = median[epoch - 1]
+    for column, color in zip(chosen, colors, strict=True):
+        values, epoch = median[column - 1], int(epochs[column - 1])
         shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
         if np.isfinite(shown).any():
             ax.plot(layers, shown, "o-", color=color, markersize=3.5, linewidth=1.4,
@@ -153,7 +153,7 @@ def _fraction_heat_map(ax, rows, epochs: np.ndarray, clip: np.ndarray, show_clip
     image = ax.imshow(
         np.ma.masked_invalid(z), aspect="auto", origin="lower", interpolation="nearest",
         cmap=FRACTION_CMAP, vmin=0.0, vmax=1.0,
-        extent=(0.5, z.shape[1] + 0.5, -0.5, z.shape[0] - 0.5),
+        extent=(0.5, epochs[-1] + 0.5, -0.5, z.shape[0] - 0.5),
     )  # fmt: skip
     layer_ticks(ax, [name for name, _, _ in rows], "y")
     ax.set_ylabel("hidden layer (input at bottom)", fontsize=8)
@@ -191,7 +191,7 @@ def _hidden_fractions(ax, result: TrainResult, t: dict[str, np.ndarray]):
     rows = _fraction_rows(result, t)
     clip = nanmedian(t["clip_rate"])
     show_clip = bool(np.nan_to_num(t["clip_rate"]).max() > 0)
-    epochs = np.arange(1, clip.shape[0] + 1)
+    epochs = np.asarray(result.history_epochs)
     kinds = {kind for _, kind, _ in rows}
     parts = [w for k, w in (("dead", "Dead ReLUs"), ("saturated", "saturated units")) if k in kinds]
     title = " / ".join(parts) + (" and clip rate" if show_clip else "")
@@ -275,9 +275,10 @@ def gradient_figure(
         median = median[:, : len(names)]
         any_zero |= bool((median == 0).any())
         any_inf |= bool(np.isposinf(median).any())
-        image = _grad_heat_map(heat_ax, median, names, norm)
+        epochs = np.asarray(result.history_epochs)
+        image = _grad_heat_map(heat_ax, median, epochs, names, norm)
         heat_axes.append(heat_ax)
-        _depth_profile(profile_ax, median, names)
+        _depth_profile(profile_ax, median, epochs, names)
         fraction_image = _hidden_fractions(fraction_ax, result, t)
         if fraction_image is not None:
             fractions.append((fraction_image, fraction_ax))

@@ -40,22 +40,23 @@ class GroupOutput:
     """One compiled program's output for its models, in the group's model order.
 
     Score columns are the loss, then the metrics. history_train/history_val are
-    [epochs, models, scores]; finite [epochs, models] says whether loss and weights
-    were finite at each epoch's end; telemetry holds the per-epoch arrays of
-    stablelearn.telemetry as [epochs, models, ...] (empty when switched off).
+    [recorded epochs, models, scores] at the 1-based epochs `history_epochs` (every
+    epoch unless the run is very long; see stablelearn.engine.history); telemetry holds
+    the per-epoch arrays of stablelearn.telemetry as [recorded epochs, models, ...] and
+    first_nonfinite_step [models] (empty when switched off).
     """
 
     indices: tuple[int, ...]  # positions of these models among all runs
+    history_epochs: np.ndarray
     history_train: np.ndarray
     history_val: np.ndarray | None
-    finite: np.ndarray
+    diverged_epoch: np.ndarray  # [models] 1-based epoch loss or weights became NaN/Inf, or -1
     train_scores: np.ndarray  # [models, scores]
     test_scores: np.ndarray
     train_predictions: np.ndarray  # [models, rows] or [models, rows, classes]
     test_predictions: np.ndarray
     params: tuple[dict[str, np.ndarray], ...]  # per layer, leading model axis
     telemetry: dict[str, np.ndarray]
-    steps_per_epoch: int
     prepare_s: float
     compile_s: float
     train_s: float
@@ -85,12 +86,15 @@ def _original_unit_scores(
 class TrainResult:
     """Everything measured for a list of runs, in the order the runs were given.
 
-    history[name] is [models, epochs]; train_scores/test_scores[name] are [models];
-    diverged_epoch is the 1-based epoch in which a model's loss or weights first became
-    NaN/Inf, or -1 if they never did.
+    history[name] is [models, recorded epochs]: column j is the 1-based epoch
+    history_epochs[j], every epoch unless a run is longer than
+    stablelearn.engine.history.HISTORY_POINTS epochs (then a regular sample of them);
+    train_scores/test_scores[name] are [models]; diverged_epoch is the 1-based epoch in
+    which a model's loss or weights first became NaN/Inf, or -1 if they never did
+    (exact, whatever the history keeps).
 
     telemetry (see stablelearn.telemetry; empty when switched off) holds per-layer
-    arrays [models, epochs, layers] (grad_norm: RMS over the epoch's steps of the
+    arrays [models, recorded epochs, layers] (grad_norm: RMS over the epoch's steps of the
     layer's gradient L2 norm; grad_abs_max; update_ratio; weight_norm),
     per-hidden-layer arrays [models, epochs, hidden]
     (dead_fraction, saturated_fraction), clip_rate [models, epochs], and
@@ -109,6 +113,11 @@ class TrainResult:
     final_params: tuple[Any, ...]
     timing: Timing
     telemetry: dict[str, np.ndarray] = field(default_factory=dict)
+    history_epochs: np.ndarray | None = None  # None: every epoch, 1..epochs
+
+    def __post_init__(self) -> None:
+        if self.history_epochs is None:
+            object.__setattr__(self, "history_epochs", np.arange(1, self.epochs + 1))
 
     @property
     def n_models(self) -> int:
@@ -141,6 +150,7 @@ class TrainResult:
             final_params=tuple(self.final_params[i] for i in keep),
             timing=self.timing,
             telemetry={k: v[keep] for k, v in self.telemetry.items()},
+            history_epochs=self.history_epochs,
         )
 
     def layer_names(self, model: int = 0) -> list[str]:
@@ -168,13 +178,14 @@ class TrainResult:
         (the engine checked that all runs share loss, metrics, validation and telemetry)."""
         config = runs[0].config
         names = ["loss", *config.metrics]
+        recorded = groups[0].history_epochs
         history, train_scores, test_scores, diverged_epoch = _stitch_scores(
-            len(runs), epochs, names, config.validation, groups
+            len(runs), recorded, names, config.validation, groups
         )
         train_pred, test_pred, params = _stitch_per_model(len(runs), groups)
         if config.loss == "mse":
             _add_original_units(runs, train_pred, test_pred, train_scores, test_scores)
-        telemetry = _stitch_telemetry(len(runs), epochs, groups) if config.telemetry else {}
+        telemetry = _stitch_telemetry(len(runs), len(recorded), groups) if config.telemetry else {}
         timing = Timing(
             prepare_s=sum(g.prepare_s for g in groups),
             compile_s=sum(g.compile_s for g in groups),
@@ -184,19 +195,24 @@ class TrainResult:
         )
         return cls(
             tuple(runs), epochs, history, train_scores, test_scores, diverged_epoch,
-            tuple(train_pred), tuple(test_pred), tuple(params), timing, telemetry,
+            tuple(train_pred), tuple(test_pred), tuple(params), timing, telemetry, recorded,
         )  # fmt: skip
 
 
 def _stitch_scores(
-    n: int, epochs: int, names: Sequence[str], validation: bool, groups: Sequence[GroupOutput]
+    n: int,
+    recorded: np.ndarray,
+    names: Sequence[str],
+    validation: bool,
+    groups: Sequence[GroupOutput],
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
-    """History, final scores and divergence epochs in run order. A diverged model's
-    scores and curves from its divergence on are NaN (a NaN output still "predicts"
-    class 0, so its accuracy would otherwise stay finite)."""
-    history = {name: np.full((n, epochs), np.nan, np.float32) for name in names}
+    """History (at the `recorded` epochs), final scores and divergence epochs in run
+    order. A diverged model's scores and curves from its divergence on are NaN (a NaN
+    output still "predicts" class 0, so its accuracy would otherwise stay finite)."""
+    points = len(recorded)
+    history = {name: np.full((n, points), np.nan, np.float32) for name in names}
     if validation:
-        history |= {f"val_{name}": np.full((n, epochs), np.nan, np.float32) for name in names}
+        history |= {f"val_{name}": np.full((n, points), np.nan, np.float32) for name in names}
     train_scores = {name: np.full(n, np.nan) for name in names}
     test_scores = {name: np.full(n, np.nan) for name in names}
     diverged_epoch = np.full(n, -1, np.int64)
@@ -208,12 +224,10 @@ def _stitch_scores(
                 history[f"val_{name}"][idx] = group.history_val[:, :, j].T
             train_scores[name][idx] = group.train_scores[:, j]
             test_scores[name][idx] = group.test_scores[:, j]
-        finite = group.finite.T  # [models, epochs]
-        first_bad = np.argmax(~finite, axis=1)
-        diverged_epoch[idx] = np.where(finite.all(axis=1), -1, first_bad + 1)
+        diverged_epoch[idx] = group.diverged_epoch
     for i in np.flatnonzero(diverged_epoch > 0):
         for curve in history.values():
-            curve[i, diverged_epoch[i] - 1 :] = np.nan
+            curve[i, recorded >= diverged_epoch[i]] = np.nan
         for scores in (train_scores, test_scores):
             for values in scores.values():
                 values[i] = np.nan
@@ -255,7 +269,8 @@ def _add_original_units(
 
 
 def _stitch_telemetry(n: int, epochs: int, groups: Sequence[GroupOutput]) -> dict[str, np.ndarray]:
-    """Per-group telemetry [epochs, models, ...] into [models, epochs, ...] in run order."""
+    """Per-group telemetry [epochs, models, ...] into [models, epochs, ...] in run order
+    (`epochs`: the recorded ones)."""
     layers = max(g.telemetry["grad_norm"].shape[2] for g in groups)
     stitched = {key: np.full((n, epochs, layers), np.nan, np.float32) for key in PER_LAYER}
     stitched |= {key: np.full((n, epochs, layers - 1), np.nan, np.float32) for key in PER_HIDDEN}
@@ -268,11 +283,5 @@ def _stitch_telemetry(n: int, epochs: int, groups: Sequence[GroupOutput]) -> dic
             values = np.swapaxes(t[key], 0, 1)
             stitched[key][idx, :, : values.shape[2]] = values
         stitched["clip_rate"][idx] = t["clip_rate"].T
-        first_bad = t["first_bad_step"].T  # [models, epochs]; -1 means none
-        bad = first_bad >= 0
-        first_epoch = np.argmax(bad, axis=1)
-        step_in_epoch = first_bad[np.arange(len(idx)), first_epoch]
-        stitched["first_nonfinite_step"][idx] = np.where(
-            bad.any(axis=1), first_epoch * group.steps_per_epoch + step_in_epoch + 1, -1
-        )
+        stitched["first_nonfinite_step"][idx] = t["first_nonfinite_step"]
     return stitched

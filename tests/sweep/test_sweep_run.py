@@ -197,3 +197,24 @@ def test_ray_backend_equals_local_backend(sweep, complete, tmp_path):
     assert result.backend == "ray" and result.groups == 2
     assert_same_results(result, complete[0])
     assert len(list((tmp_path / GROUPS_FOLDER).glob("*.npz"))) == 2
+
+
+def test_a_sweep_places_each_groups_curves_at_their_epochs():
+    from stablelearn.sweep.run import _stitch_history
+    from stablelearn.sweep.store import GroupRecord
+
+    def record(epochs, value):
+        n = 2
+        return GroupRecord(
+            group_id=str(value), cells=np.zeros(n, np.int64), repeats=np.arange(n),
+            seeds=np.arange(n), diverged_epoch=np.full(n, -1), train_scores={}, test_scores={},
+            history={"loss": np.full((n, len(epochs)), value, np.float32)},
+            history_epochs=np.asarray(epochs),
+        )  # fmt: skip
+
+    history, epochs = _stitch_history(
+        [record([1, 2, 3], 1.0), record([1, 3, 5], 2.0)], np.arange(4)
+    )
+    np.testing.assert_array_equal(epochs, [1, 2, 3, 5])
+    np.testing.assert_array_equal(history["loss"][0], [1, 1, 1, np.nan])
+    np.testing.assert_array_equal(history["loss"][2], [2, np.nan, 2, 2])

@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from stablelearn.engine.history import recorded_epochs
 from stablelearn.engine.plan import COMPILE_LAYER_S, COMPILE_S, plan_programs
 from stablelearn.errors import ResourceError
 from stablelearn.model import MLP
@@ -159,7 +160,7 @@ def group_estimate(runs: Sequence[Run]) -> Estimate:
         + 2 * chunk * _steps_per_epoch(first) * models * batch  # batch rows, host and device
         + 3 * models * batch * widths  # activations kept for the backward pass
         + models * max(rows_train, rows_test) * widths  # evaluation and unit statistics
-        + 2 * config.epochs * per_epoch_history  # history, and its concatenation
+        + 2 * len(recorded_epochs(config.epochs)) * per_epoch_history  # and its concatenation
         + models * (rows_train + rows_test) * outputs  # predictions
     )
     return Estimate(

@@ -22,6 +22,7 @@ from stablelearn.data import PreparedData
 from stablelearn.engine.batches import BatchStream
 from stablelearn.engine.budget import check_memory, chunk_epochs, estimate_groups
 from stablelearn.engine.compilation import compiled
+from stablelearn.engine.history import HistoryRecorder
 from stablelearn.engine.plan import plan_programs
 from stablelearn.engine.program import (
     Program,
@@ -215,15 +216,18 @@ def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) 
     return Compiled(runs, tuple(groups), epochs.pop())
 
 
-def _run_chunks(group: CompiledGroup, stop: threading.Event | None) -> dict[str, Any]:
+def _run_chunks(
+    group: CompiledGroup, stop: threading.Event | None
+) -> tuple[dict[str, Any], HistoryRecorder]:
     """Train a group chunk by chunk: Python regains control between chunks, so Ctrl-C
     (or `stop`, for training on another thread) ends training within a chunk's time
     (see budget.CHUNK_S), and the next chunk's batches are drawn while one trains.
-    Returns the last chunk's outputs with the whole history."""
+    Returns the last chunk's outputs and the history recorded over all chunks."""
     inputs = group.inputs
     size, epochs = inputs.chunk_epochs, inputs.epochs
     params, opt_state = inputs.params, inputs.opt_state
-    histories, out = [], None
+    recorder = HistoryRecorder(epochs, inputs.batches.n_models, inputs.steps_per_epoch)
+    out = None
     rows = _padded(inputs.batches.next(min(size, epochs)), size)
     for first in range(0, epochs, size):
         if stop is not None and stop.is_set():
@@ -234,12 +238,10 @@ def _run_chunks(group: CompiledGroup, stop: threading.Event | None) -> dict[str,
         if first + size < epochs:  # drawn on the host while the chunk trains
             rows = _padded(inputs.batches.next(min(size, epochs - first - size)), size)
         real = min(size, epochs - first)
-        histories.append(jax.tree.map(lambda a, n=real: np.asarray(a)[:n], out["history"]))
+        recorder.add(first, jax.tree.map(lambda a, n=real: np.asarray(a)[:n], out["history"]))
     assert out is not None
     kept = {k: v for k, v in out.items() if k not in ("history", "opt_state")}  # state stays
-    result = jax.tree.map(np.asarray, kept)
-    result["history"] = jax.tree.map(lambda *parts: np.concatenate(parts), *histories)
-    return result
+    return jax.tree.map(np.asarray, kept), recorder
 
 
 def _padded(rows: np.ndarray, epochs: int) -> np.ndarray:
@@ -255,27 +257,31 @@ def execute(group: CompiledGroup, stop: threading.Event | None = None) -> GroupO
     """Run one compiled group and return its output as NumPy arrays; raises Stopped
     between two chunks once `stop` is set."""
     start = time.perf_counter()
-    out = _run_chunks(group, stop)
-    history = out["history"]
+    out, recorder = _run_chunks(group, stop)
+    history = recorder.history()
+    telemetry = history.get("telemetry", {})
     model_layers = None
     if group.program.packing is not None:
         slots = group.program.model.depth
         model_layers = tuple(model_slots(run.model, slots) for run in group.runs)
-        if "telemetry" in history:
-            history["telemetry"] = unpack_telemetry(history["telemetry"], model_layers)
+        if telemetry:
+            telemetry = unpack_telemetry(telemetry, model_layers)
+    if telemetry:
+        telemetry = {k: v for k, v in telemetry.items() if k != "first_bad_step"}
+        telemetry["first_nonfinite_step"] = recorder.first_nonfinite_step
     return GroupOutput(
         indices=group.indices,
+        history_epochs=recorder.kept,
         history_train=history["train"],
         history_val=history.get("val"),
-        finite=history["finite"],
+        diverged_epoch=recorder.diverged_epoch,
         train_scores=out["train_scores"],
         test_scores=out["test_scores"],
         train_predictions=out["train_pred"],
         test_predictions=out["test_pred"],
         params=tuple(out["params"]),
         model_layers=model_layers,
-        telemetry=history.get("telemetry", {}),
-        steps_per_epoch=group.inputs.steps_per_epoch,
+        telemetry=telemetry,
         prepare_s=group.prepare_s,
         compile_s=group.compile_s,
         train_s=time.perf_counter() - start,

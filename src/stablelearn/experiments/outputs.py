@@ -146,6 +146,7 @@ def _write_history(result: ExperimentResult, path: Path) -> None:
     arrays["repeat"] = np.concatenate([np.asarray(v.result.tag("repeat")) for v in result.variants])
     arrays["seed"] = np.concatenate([v.result.seeds for v in result.variants])
     arrays["diverged_epoch"] = np.concatenate([v.result.diverged_epoch for v in result.variants])
+    arrays["epoch"] = np.asarray(result.variants[0].result.history_epochs, np.int64)
     np.savez_compressed(path, **arrays)
 
 

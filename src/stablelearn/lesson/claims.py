@@ -51,17 +51,36 @@ def _median(values: np.ndarray) -> float | None:
     return float(np.median(finite)) if finite.size else None
 
 
-def _first_epoch_below(curves: np.ndarray, threshold: float) -> np.ndarray:
-    """1-based first epoch whose value is below threshold, per run (0 if never)."""
+def _numbered(curves: np.ndarray, epochs: np.ndarray | None) -> np.ndarray:
+    """The 1-based epoch of each column (see TrainResult.history_epochs)."""
+    return np.arange(1, curves.shape[1] + 1) if epochs is None else np.asarray(epochs)
+
+
+def _first_epoch_below(
+    curves: np.ndarray, threshold: float, epochs: np.ndarray | None = None
+) -> np.ndarray:
+    """1-based first (recorded) epoch whose value is below threshold, per run (0 if never)."""
     below = np.isfinite(curves) & (curves < threshold)
-    return np.where(below.any(axis=1), below.argmax(axis=1) + 1, 0)
+    return np.where(below.any(axis=1), _numbered(curves, epochs)[below.argmax(axis=1)], 0)
 
 
-def _convergence_epoch(curves: np.ndarray, window: int = 20, tolerance: float = 0.02) -> np.ndarray:
+def _at_epoch(curves: np.ndarray, epochs: np.ndarray, epoch: int) -> float | None:
+    """The median over runs at a 1-based epoch, None where the history lacks it."""
+    column = np.flatnonzero(epochs == epoch)
+    return _median(curves[:, column[0]]) if column.size else None
+
+
+def _convergence_epoch(
+    curves: np.ndarray,
+    window: int = 20,
+    tolerance: float = 0.02,
+    epochs: np.ndarray | None = None,
+) -> np.ndarray:
     """1-based first epoch at which a run's train accuracy, averaged over the last
     `window` epochs, comes within `tolerance` of its final level (the mean of the last
     50 epochs), or inf if it never does. The average keeps epoch-to-epoch noise from
-    hiding convergence."""
+    hiding convergence. A very long run's history keeps a sample of its epochs
+    (`epochs`); the windows are then of recorded epochs."""
     if curves.shape[1] < window:
         return np.full(curves.shape[0], np.inf)  # too short a run to tell
     kernel = np.ones(window) / window
@@ -70,7 +89,8 @@ def _convergence_epoch(curves: np.ndarray, window: int = 20, tolerance: float = 
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (diverged) runs
         final = np.nanmean(curves[:, -50:], axis=1, keepdims=True)
     reached = smooth >= final - tolerance
-    return np.where(reached.any(axis=1), reached.argmax(axis=1) + window, np.inf)
+    numbers = _numbered(curves, epochs)
+    return np.where(reached.any(axis=1), numbers[reached.argmax(axis=1) + window - 1], np.inf)
 
 
 # --- claims about single experiments -------------------------------------------------
@@ -133,7 +153,7 @@ def _accuracy_below(v: VariantResult, bar: float) -> tuple[int, int, dict[str, A
 
 
 def _relu5_converges(v: VariantResult) -> tuple[int, int, dict[str, Any]]:
-    epochs = _convergence_epoch(v.result.history["accuracy"])
+    epochs = _convergence_epoch(v.result.history["accuracy"], epochs=v.result.history_epochs)
     ok = epochs <= 250
     converged = epochs[np.isfinite(epochs)]
     return (
@@ -153,7 +173,7 @@ def _relu5_converges(v: VariantResult) -> tuple[int, int, dict[str, Any]]:
 def _clipnorm_drop(v: VariantResult) -> tuple[int, int, dict[str, Any]]:
     loss = v.result.history["loss"]
     start_high = np.isfinite(loss[:, 0]) & (loss[:, 0] > 20_000)
-    reached = _first_epoch_below(loss, 100.0)
+    reached = _first_epoch_below(loss, 100.0, v.result.history_epochs)
     ok = start_high & (reached >= 1) & (reached <= 20)
     return (
         int(ok.sum()),
@@ -161,7 +181,7 @@ def _clipnorm_drop(v: VariantResult) -> tuple[int, int, dict[str, Any]]:
         {
             "first_epoch_loss_median": _median(loss[:, 0]),
             "epoch_below_100_median": float(np.median(np.where(reached > 0, reached, np.inf))),
-            "loss_at_epoch_20_median": _median(loss[:, 19]) if loss.shape[1] >= 20 else None,
+            "loss_at_epoch_20_median": _at_epoch(loss, v.result.history_epochs, 20),
             "diverged": int(v.result.diverged.sum()),
             "bar": "epoch-1 MSE > 20,000 and MSE < 100 by epoch 20",
         },
@@ -170,14 +190,14 @@ def _clipnorm_drop(v: VariantResult) -> tuple[int, int, dict[str, Any]]:
 
 def _clipvalue_fast(v: VariantResult, within: int = 5) -> tuple[int, int, dict[str, Any]]:
     loss = v.result.history["loss"]
-    reached = _first_epoch_below(loss, 100.0)
+    reached = _first_epoch_below(loss, 100.0, v.result.history_epochs)
     ok = (reached >= 1) & (reached <= within)
     return (
         int(ok.sum()),
         v.result.n_models,
         {
             "epoch_below_100_median": float(np.median(np.where(reached > 0, reached, np.inf))),
-            "loss_at_epoch_5_median": _median(loss[:, 4]) if loss.shape[1] >= 5 else None,
+            "loss_at_epoch_5_median": _at_epoch(loss, v.result.history_epochs, 5),
             "diverged": int(v.result.diverged.sum()),
             "bar": f"train MSE < 100 within {within} epochs",
         },

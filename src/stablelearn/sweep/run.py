@@ -6,6 +6,7 @@ give the same numbers for the same seeds. Finished groups are saved as they arri
 (see sweep.store), so an interrupted sweep resumes where it stopped.
 """
 
+import functools
 import os
 import threading
 import time
@@ -171,7 +172,8 @@ class SweepResult:
     diverged_epoch: np.ndarray
     train_scores: dict[str, np.ndarray]
     test_scores: dict[str, np.ndarray]
-    history: dict[str, np.ndarray]
+    history: dict[str, np.ndarray]  # [models, recorded epochs], at history_epochs
+    history_epochs: np.ndarray  # the 1-based epoch of each history column
     findings: dict[int, dict[str, int]]
     groups: int
     groups_resumed: int
@@ -199,19 +201,9 @@ def _assemble(
 
     def stitch(tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         names = set.intersection(*(set(t) for t in tables))
-        if any(t[n].ndim > 1 for t in tables for n in names):
-            width = max(t[n].shape[1] for t in tables for n in names if t[n].ndim > 1)
-            tables = [
-                {
-                    n: np.pad(t[n], ((0, 0), (0, width - t[n].shape[1])), constant_values=np.nan)
-                    if t[n].ndim > 1
-                    else t[n]
-                    for n in names
-                }
-                for t in tables
-            ]
         return {n: np.concatenate([t[n] for t in tables])[order] for n in sorted(names)}
 
+    history, history_epochs = _stitch_history(records, order)
     findings: dict[int, dict[str, int]] = {}
     for record in records:
         findings |= record.findings
@@ -223,7 +215,8 @@ def _assemble(
         diverged_epoch=np.concatenate([r.diverged_epoch for r in records])[order],
         train_scores=stitch([r.train_scores for r in records]),
         test_scores=stitch([r.test_scores for r in records]),
-        history=stitch([r.history for r in records]),
+        history=history,
+        history_epochs=history_epochs,
         findings=findings,
         groups=len(records),
         groups_resumed=resumed,
@@ -232,6 +225,33 @@ def _assemble(
         wall_s=wall_s,
         backend=backend,
     )
+
+
+def _stitch_history(
+    records: Sequence[GroupRecord], order: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every group's curves placed at their epochs on the union of all groups' recorded
+    epochs (NaN where a group has none: a shorter or a thinned run), in model `order`."""
+    epochs_of = [_history_epochs(r) for r in records]
+    epochs = functools.reduce(np.union1d, epochs_of)
+    names = set.intersection(*(set(r.history) for r in records))
+    history = {}
+    for name in sorted(names):
+        rows = []
+        for record, own in zip(records, epochs_of, strict=True):
+            curves = record.history[name]
+            placed = np.full((len(curves), len(epochs)), np.nan, np.float32)
+            placed[:, np.searchsorted(epochs, own)] = curves
+            rows.append(placed)
+        history[name] = np.concatenate(rows)[order]
+    return history, epochs
+
+
+def _history_epochs(record: GroupRecord) -> np.ndarray:
+    if record.history_epochs is not None:
+        return record.history_epochs
+    width = max((curves.shape[1] for curves in record.history.values()), default=0)
+    return np.arange(1, width + 1)
 
 
 def check_backend(backend: str, address: str | None, workers: int | None) -> None:

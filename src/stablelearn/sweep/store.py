@@ -63,6 +63,7 @@ class GroupRecord:
     prepare_s: float = 0.0
     compile_s: float = 0.0
     train_s: float = 0.0
+    history_epochs: np.ndarray | None = None  # 1-based epoch of each history column; None: 1..n
 
 
 def _finding_counts(result: TrainResult) -> dict[str, int]:
@@ -91,6 +92,7 @@ def record_from_result(group: Group, result: TrainResult) -> GroupRecord:
         prepare_s=result.timing.prepare_s,
         compile_s=result.timing.compile_s,
         train_s=result.timing.train_s,
+        history_epochs=np.asarray(result.history_epochs, np.int64),
     )
 
 
@@ -121,6 +123,8 @@ def save_record(record: GroupRecord, folder: Path) -> Path:
         "diverged_epoch": record.diverged_epoch,
         "meta": np.asarray(json.dumps(meta)),
     }
+    if record.history_epochs is not None:
+        arrays["history_epochs"] = record.history_epochs
     for prefix, table in (
         ("train_score", record.train_scores),
         ("test_score", record.test_scores),
@@ -160,6 +164,7 @@ def load_record(path: Path) -> GroupRecord | None:
                 prepare_s=meta["prepare_s"],
                 compile_s=meta["compile_s"],
                 train_s=meta["train_s"],
+                history_epochs=saved.get("history_epochs"),
             )
     except _UNREADABLE as err:
         raise UnreadableGroupFile(path) from err
