@@ -57,7 +57,7 @@ CLIPPING_SHARE = 0.5
 SCALE_RATIO = 100.0  # feature spreads differing by two orders of magnitude
 LARGE_SCALE = 100.0  # a feature or target whose values reach the hundreds
 TARGET_SPREAD = 10.0  # a target std above 10 makes MSE gradients large
-MINORITY_SHARE = 0.2
+IMBALANCE_RATIO = 0.25  # smallest class / largest: a 20% minority of two classes
 
 
 @dataclass(frozen=True)
@@ -136,12 +136,15 @@ def check_data(dataset: Dataset) -> list[Finding]:
         counts = np.bincount(dataset.y.astype(int))
         counts = counts[counts > 0]
         share = float(counts.min() / counts.sum())
-        if share < MINORITY_SHARE:
+        ratio = float(counts.min() / counts.max())
+        if ratio < IMBALANCE_RATIO:  # ten balanced classes hold 10% each: not imbalanced
             findings.append(
                 Finding(
                     "class_imbalance", "Class imbalance", "warning",
-                    f"The smallest class holds {share:.1%} of the rows; accuracy can look good while that class is ignored.",
-                    {"class_counts": [int(c) for c in counts], "minority_share": share},
+                    f"The smallest class holds {share:.1%} of the rows, {ratio:.0%} as many as the largest; "
+                    "accuracy can look good while that class is ignored.",
+                    {"class_counts": [int(c) for c in counts], "minority_share": share,
+                     "smallest_to_largest": ratio},
                 )
             )  # fmt: skip
     return findings

@@ -4,6 +4,7 @@ import pytest
 
 import stablelearn as sl
 from stablelearn.engine import budget
+from stablelearn.engine.history import HISTORY_POINTS
 from stablelearn.errors import ResourceError
 
 
@@ -27,10 +28,14 @@ def test_the_estimate_grows_with_models_epochs_and_layers(scaled_target):
     assert "4 models, 6,400 model-steps in 1 compiled program" in base.describe()
 
 
-def test_telemetry_history_counts_towards_memory(scaled_target):
-    on = budget.estimate_runs(_runs(scaled_target, epochs=100_000))
-    off = budget.estimate_runs(_runs(scaled_target, epochs=100_000, telemetry=False))
-    assert on.peak_bytes > off.peak_bytes + 50 * 2**20  # 4 models x 2 layers x 100,000 epochs
+def test_telemetry_history_counts_towards_memory_up_to_the_history_limit(scaled_target):
+    """4 models x 2 layers x 12 statistics x 10,000 epochs x 4 bytes, kept and concatenated:
+    7.3 MiB; beyond HISTORY_POINTS epochs the history is thinned and stops growing."""
+    on = budget.estimate_runs(_runs(scaled_target, epochs=HISTORY_POINTS))
+    off = budget.estimate_runs(_runs(scaled_target, epochs=HISTORY_POINTS, telemetry=False))
+    assert on.peak_bytes > off.peak_bytes + 7 * 2**20
+    longer = budget.estimate_runs(_runs(scaled_target, epochs=100 * HISTORY_POINTS))
+    assert longer.peak_bytes < on.peak_bytes + 2**20
 
 
 def test_a_model_too_large_for_memory_is_refused_in_one_sentence_before_any_work(

@@ -464,6 +464,8 @@ def classes(counts) -> np.ndarray:
         ((161, 39), "binary", True),  # 19.5%
         ((100, 90, 10), "multiclass", True),
         ((70, 70, 60), "multiclass", False),
+        ((20,) * 9 + (18,), "multiclass", False),  # ten balanced classes: 9% each
+        ((40, 40, 40, 9), "multiclass", True),  # 9/40 < 1/4
     ],
 )
 def test_class_imbalance(counts, task, fires):

@@ -148,3 +148,56 @@ def test_plain_sentences():
     )
     assert "n/a (all diverged) vs 1" in diverged and "3/3 vs 0/3 diverged" in diverged
     assert format_p(None).startswith("p not computed")
+
+
+# --- paired comparisons -------------------------------------------------------------------
+
+from stablelearn.stats import compare_paired  # noqa: E402
+
+
+def test_a_candidate_better_on_every_seed_gets_the_exact_signed_rank_p_value():
+    baseline = np.linspace(1.0, 2.0, 10)
+    better = compare_paired(baseline / 2, baseline)  # lower RMSE is better
+    assert (better.n, better.wins, better.losses, better.ties) == (10, 10, 0, 0)
+    assert better.p_value == pytest.approx(2 / 2**10)  # all 1024 sign flips enumerated
+    assert better.better and better.median_improvement == pytest.approx(np.median(baseline) / 2)
+    worse = compare_paired(baseline * 2, baseline)
+    assert worse.losses == 10 and not worse.better and worse.p_value == pytest.approx(2 / 2**10)
+
+
+def test_paired_p_values_agree_with_scipy_wilcoxon_exact():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=12), rng.normal(size=12) + 0.8
+    ours = compare_paired(b, a, higher_is_better=True)
+    assert ours.p_value == pytest.approx(scipy_stats.wilcoxon(b - a, method="exact").pvalue)
+
+
+def test_identical_runs_tie_and_one_signed_pair_decides_nothing():
+    same = compare_paired([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    assert (same.ties, same.p_value, same.better) == (3, 1.0, False)
+    one = compare_paired([1.0, 2.0, 2.5], [1.0, 2.0, 3.0])
+    assert (one.wins, one.ties, one.p_value) == (1, 2, 1.0)
+
+
+def test_diverged_runs_lose_to_every_finite_run_and_tie_with_each_other():
+    """Accuracy: the user's runs all diverged (NaN); the candidate diverged on seed 0
+    only. Seed 0 is a tie; seeds 1-7 are wins larger than any finite difference."""
+    user = np.full(8, np.nan)
+    fix = np.array([np.nan, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96])
+    c = compare_paired(fix, user, higher_is_better=True)
+    assert (c.wins, c.losses, c.ties) == (7, 0, 1)
+    assert c.median_improvement is None  # no pair where both stayed finite
+    assert c.better and c.p_value == pytest.approx(2 / 2**7)
+    rmse = compare_paired([np.inf, 1.0], [2.0, np.inf])  # one loss, one win, both maximal
+    assert (rmse.wins, rmse.losses) == (1, 1) and not rmse.better
+
+
+def test_many_pairs_draw_seeded_sign_flips():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=30)
+    b = a + rng.normal(0.3, 1.0, size=30)
+    first, again = compare_paired(b, a, True), compare_paired(b, a, True)
+    assert first == again  # seeded: the same numbers give the same p
+    assert 0 < first.p_value < 1
+    with pytest.raises(ValueError, match="equal lengths"):
+        compare_paired([1.0], [1.0, 2.0])

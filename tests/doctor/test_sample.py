@@ -11,11 +11,14 @@ import pandas as pd
 import pytest
 
 from stablelearn.data import prepare, split_rows
+from stablelearn.doctor.causes import cause_chain
 from stablelearn.doctor.diagnose import Diagnosis, Score, run_doctor
+from stablelearn.doctor.repairs import Candidate
 from stablelearn.doctor.report import diagnosis_json, summary_lines
 from stablelearn.doctor.sample import MAX_ROWS, on_sample, row_sample
+from stablelearn.doctor.search import USER, Batch, SearchResult, Spend, Trial
 from stablelearn.errors import ConfigError, DataError
-from stablelearn.experiments import load_mapping
+from stablelearn.experiments import load_mapping, variant_tables
 
 ROWS, MAX = 300, 50
 
@@ -142,30 +145,41 @@ def test_a_column_that_only_varies_outside_the_sample_is_one_sentence(tmp_path, 
         row_sample(flagged, 20)
 
 
-def test_the_summary_and_diagnosis_json_say_that_the_diagnosis_sampled(regression):
-    sample = row_sample(regression, MAX)
-    score = Score("your configuration", 2, 0, 1.0, 1.0, 1.0, None, None, None, False)
-    diagnosis = Diagnosis(
-        regression, (), None, None, (score,), "test RMSE (target units)", False, None,
-        sample=sample,
-    )  # fmt: skip
-    lines = summary_lines(diagnosis)
-    assert lines[0] == (
-        "The diagnosis trains on 50 of the 210 training rows and scores on 50 of the 90 "
-        "held-out rows, a random sample (at most 50 of each, split seed 0) that keeps the "
-        "doctor to minutes; pass --max-rows 0 to use every row."
+def _diagnosis(experiment, sample) -> Diagnosis:
+    """A diagnosis of nothing found, nothing tried, on `sample`."""
+    tables = variant_tables(experiment.variants[0])
+    user = Trial(Candidate(USER, tables), [Batch(np.arange(2), np.ones(2), np.zeros(2, bool))])
+    spend = Spend(
+        models=2, seconds=1.0, configurations=1, most_seeds=2, budget_s=60.0, stopped="clean"
     )
+    search = SearchResult(user, (), user, (), spend)
+    score = Score(USER, 0, None, 2, 0, 1.0, 1.0, 1.0, None, None, None, None, None, False)
+    return Diagnosis(
+        experiment, (), cause_chain(()), None, search, (score,), "test RMSE (target units)",
+        False, None, None, sample,
+    )  # fmt: skip
+
+
+SAMPLED = (
+    "The diagnosis trains on 50 of the 210 training rows and scores on 50 of the 90 "
+    "held-out rows, a random sample (at most 50 of each, split seed 0) that keeps the "
+    "doctor to minutes; pass --max-rows 0 to use every row."
+)
+
+
+def test_the_summary_and_diagnosis_json_say_that_the_diagnosis_sampled(regression):
+    diagnosis = _diagnosis(regression, row_sample(regression, MAX))
+    lines = summary_lines(diagnosis)
+    assert lines[0].startswith("No problem found")  # the headline stays first
+    assert lines[1] == SAMPLED
     rows = diagnosis_json(diagnosis, "recommended.toml")["data"]
     assert rows["rows"] == ROWS
     assert rows["rows_used"] == {
         "sampled": True, "max_rows": 50, "seed": 0, "train_rows": 50, "train_total": 210,
         "test_rows": 50, "test_total": 90,
     }  # fmt: skip
-    everything = Diagnosis(
-        regression, (), None, None, (score,), "test RMSE (target units)", False, None,
-        sample=row_sample(regression, 0),
-    )  # fmt: skip
-    assert not summary_lines(everything)[0].startswith("The diagnosis trains on")
+    everything = _diagnosis(regression, row_sample(regression, 0))
+    assert SAMPLED not in summary_lines(everything)
 
 
 @pytest.mark.slow
@@ -173,13 +187,13 @@ def test_the_doctor_trains_and_scores_every_configuration_on_the_sample(regressi
     stages = []
     diagnosis = run_doctor(regression, MAX, stages.append)
     assert diagnosis.sample.sampled
-    assert [s.name for s in stages][:1] == ["your configuration"]
+    assert [s.what for s in stages][:1] == ["your configuration"]
     assert stages[0].estimate.models == 2
-    variants = [diagnosis.baseline.variants[0]]
-    variants += list(diagnosis.candidates.variants) if diagnosis.candidates else []
-    for variant in variants:
+    for trial in diagnosis.search.trials():
+        variant = trial.first
         assert len(variant.data.train_y) == MAX and len(variant.data.test_y) == MAX
-    if diagnosis.candidates is not None:
-        assert stages[1].name == "repairs"
-        assert stages[1].configurations == len(diagnosis.tried)
-    assert summary_lines(diagnosis)[0].startswith("The diagnosis trains on 50 of the 210")
+    if diagnosis.tried:
+        assert stages[1].what == "repairs, step 1"
+        assert stages[1].configurations == len(diagnosis.search.steps[0].comparisons)
+    lines = summary_lines(diagnosis)
+    assert any(line.startswith("The diagnosis trains on 50 of the 210") for line in lines)

@@ -80,6 +80,15 @@ _MaxRows = Annotated[
 ]
 _Out = Annotated[Path | None, typer.Option(help="Output folder (default runs/<timestamp>-doctor).")]
 _Quiet = Annotated[bool, typer.Option(help="No progress display.")]
+_Budget = Annotated[
+    float,
+    typer.Option(
+        "--budget",
+        metavar="<seconds>",
+        help="Seconds the search for a fix may take (your configuration always trains): "
+        "more buys more seeds for close calls and more steps of combined repairs.",
+    ),
+]
 
 
 @contextlib.contextmanager
@@ -142,6 +151,7 @@ def doctor_command(
     repeats: _Repeats = None,
     test_fraction: _TestFraction = None,
     max_rows: _MaxRows = 20_000,  # doctor.sample.MAX_ROWS, not imported: it imports JAX
+    budget_s: _Budget = 60.0,  # doctor.search.DEFAULT_BUDGET_S
     out: _Out = None,
     dry_run: DryRun = False,
     quiet: _Quiet = False,
@@ -158,6 +168,10 @@ def doctor_command(
         input_scaler, target_scaler, epochs, batch_size, repeats, test_fraction,
     )  # fmt: skip
     experiment = doctor_experiment(data_path, target, task, config, flags, model, encoding)
+    if not budget_s > 0:
+        from stablelearn.errors import ConfigError
+
+        raise ConfigError(f"--budget must be a positive number of seconds, got {budget_s:g}.")
     sample = row_sample(experiment, max_rows)
     if sample.sampled and not quiet:  # said again with the verdict
         console.print(escape(sample.describe()), highlight=False)
@@ -168,20 +182,22 @@ def doctor_command(
     with atomic_folder(folder) as partial:
         use_compile_cache()
         with stages(quiet) as on_stage:
-            diagnosis = run_doctor(experiment, max_rows, on_stage)
+            diagnosis = run_doctor(experiment, max_rows, on_stage, budget_s)
             on_stage(None)
             write_doctor_files(diagnosis, partial, folder, data_path)
     for line in summary_lines(diagnosis):
         severity = line[1 : line.find("]")] if line.startswith("[") else ""
         style = {"critical": "red", "warning": "yellow"}.get(severity)
         console.print(escape(line), style=style, highlight=False)
-    table = Table("configuration", "median", "p10 to p90", "diverged", "Holm p", "beats yours",
-                  title=diagnosis.score_name)  # fmt: skip
+    table = Table("step", "configuration", "median", "p10 to p90", "diverged",
+                  "better/worse/same", "Holm p", "beats", title=diagnosis.score_name)  # fmt: skip
     for s in diagnosis.scores:
         p = "-" if s.p_holm is None else f"{s.p_holm:.2g}"
+        record = "-" if s.wins is None else f"{s.wins}/{s.losses}/{s.ties}"
         table.add_row(
-            s.name, f"{s.median:.4g}", f"{s.p10:.4g} to {s.p90:.4g}", f"{s.diverged}/{s.n}", p,
-            "yes" if s.beats_baseline else "",
+            str(s.step), s.name, f"{s.median:.4g}", f"{s.p10:.4g} to {s.p90:.4g}",
+            f"{s.diverged}/{s.n}", record, p,
+            "recommended" if s.recommended else ("yes" if s.beats else ""),
         )  # fmt: skip
     console.print(table)
     console.print(f"Wrote {folder} (diagnosis.json, report.html, recommended.toml)")

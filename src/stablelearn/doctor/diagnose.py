@@ -1,15 +1,18 @@
 """`stablelearn doctor`: diagnose a user's own data and model, and prove which fix works.
 
 1. Check the data (constant columns, unscaled inputs, target spread, class imbalance).
-2. Train the user's configuration over several seeds with telemetry; run the detectors.
-3. Build the repairs that the findings call for and train them side by side (one
-   ensemble per shape, the same seeds as the user's runs, so comparisons are paired).
-4. Rank every configuration on the held-out split: regression by test RMSE in the
-   target's own units (comparable whatever the target scaler), classification by test
-   accuracy; a diverged model scores worst. Each repair is compared with the user's
-   configuration by a two-sided Mann-Whitney U test, Holm-corrected over all repairs.
-5. Recommend the best repair only if it measurably beats the user's configuration:
-   better median and Holm-adjusted p < 0.05. Otherwise say that none did.
+2. Train the user's configuration over several seeds with telemetry; run the detectors
+   and order the findings into a causal chain with one headline cause
+   (stablelearn.doctor.causes).
+3. Search for a fix (stablelearn.doctor.search): the repairs the findings call for,
+   trained on the user's seeds, compared paired (Wilcoxon signed-rank), with more seeds
+   for close calls; the winner is diagnosed again and repairs compose on top of it,
+   within a time budget.
+4. Rank on the held-out split: regression by test RMSE in the target's own units
+   (comparable whatever the target scaler), classification by test accuracy; a diverged
+   model scores worst.
+5. Recommend the last winner of the search, with its path of repairs and its paired
+   comparison with the user's configuration; or say that no repair measurably beat it.
 
 Steps 2 and 3 train on at most MAX_ROWS rows of each split, a random sample of the
 user's split on large tables (stablelearn.doctor.sample); step 1 reads every row.
@@ -17,51 +20,66 @@ user's split on large tables (stablelearn.doctor.sample); step 1 reads every row
 
 import copy
 import dataclasses
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from stablelearn.diagnostics import Finding, check_data, diagnose
-from stablelearn.doctor.repairs import MAX_CANDIDATES, Candidate, candidate_repairs
+from stablelearn.diagnostics import Finding, diagnose
+from stablelearn.doctor.causes import CauseChain, cause_chain
+from stablelearn.doctor.repairs import MAX_CANDIDATES, Candidate
 from stablelearn.doctor.sample import MAX_ROWS, RowSample, on_sample, row_sample
+from stablelearn.doctor.search import (
+    ALPHA,
+    DEFAULT_BUDGET_S,
+    USER,
+    Batch,
+    Budget,
+    Comparison,
+    SearchResult,
+    Trainer,
+    Trial,
+    data_findings,
+    held_out_scores,
+    search_repairs,
+)
 from stablelearn.engine.budget import Estimate, format_seconds
 from stablelearn.experiments import Experiment, load_mapping, settings_only, variant_tables
-from stablelearn.experiments.runner import (
-    ExperimentResult,
-    VariantResult,
-    estimate_experiments,
-    run_experiment,
-)
+from stablelearn.experiments.runner import ExperimentResult, estimate_experiments, run_experiment
 from stablelearn.keras.code import keras_changes
-from stablelearn.stats import compare, holm
-from stablelearn.tasks import held_out_metric, is_classification
+from stablelearn.stats import PairedComparison, compare_paired
+from stablelearn.tasks import is_classification
 
-ALPHA = 0.05
+__all__ = ["ALPHA", "Diagnosis", "Score", "Stage", "held_out_scores", "run_doctor"]
 
 
 def smallest_adjusted_p(repeats: int, candidates: int) -> float:
-    """The smallest Holm-adjusted p-value that `repeats` seeds per configuration allow:
-    a two-sided Mann-Whitney test of n against n runs cannot go below 2 / C(2n, n)."""
-    return min(1.0, candidates * 2.0 / math.comb(2 * repeats, repeats))
+    """The smallest Holm-adjusted p-value `repeats` paired seeds allow: a two-sided
+    signed-rank test of n pairs cannot go below 2 / 2^n."""
+    return min(1.0, candidates * 2.0 / 2.0**repeats)
 
 
 @dataclass(frozen=True)
 class Score:
-    """One configuration's held-out scores over repeats, compared with the user's."""
+    """One configuration's held-out scores over its seeds; every repair is compared
+    (paired, on the shared seeds) with the configuration it was applied to, `versus`."""
 
     name: str
+    step: int  # 0: the user's configuration
+    versus: str | None
     n: int
     diverged: int
     median: float
     p10: float
     p90: float
+    wins: int | None
+    losses: int | None
+    ties: int | None
     p_value: float | None
     p_holm: float | None
-    prob_better: float | None  # P(a run of this config beats a run of the user's)
-    beats_baseline: bool
+    beats: bool  # beats `versus` (see stablelearn.doctor.search)
+    recommended: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,41 +91,38 @@ class Score:
 @dataclass(frozen=True, eq=False)
 class Diagnosis:
     experiment: Experiment
-    findings: tuple[Finding, ...]
-    baseline: ExperimentResult
-    candidates: ExperimentResult | None
-    scores: tuple[Score, ...]  # the user's configuration first
+    findings: tuple[Finding, ...]  # the user's configuration's
+    cause: CauseChain
+    baseline: ExperimentResult  # the user's configuration, trained
+    search: SearchResult
+    scores: tuple[Score, ...]  # one per configuration trained, the user's first
     score_name: str
     higher_is_better: bool
     recommended: Candidate | None
-    tried: tuple[Candidate, ...] = ()
+    verdict: PairedComparison | None  # the recommendation against the user's, paired
     sample: RowSample | None = None  # the rows trained and scored on
 
     @property
     def baseline_tables(self) -> dict[str, Any]:
         return variant_tables(self.experiment.variants[0])
 
+    @property
+    def tried(self) -> tuple[Candidate, ...]:
+        return tuple(t.candidate for t in self.search.trials()[1:])
+
+    @property
+    def recommended_trial(self) -> Trial | None:
+        return self.search.best if self.recommended is not None else None
+
     def keras_code(self) -> list[str]:
         """The recommended change as the Keras / scikit-learn code to write."""
-        if self.recommended is None or self.candidates is None:
+        trial = self.recommended_trial
+        if trial is None:
             return []
-        after = next(
-            v.variant for v in self.candidates.variants if v.variant.name == self.recommended.name
-        )
-        return keras_changes(self.experiment.variants[0], after)
+        return keras_changes(self.experiment.variants[0], trial.first.variant)
 
 
 # --- scoring ----------------------------------------------------------------------------------
-
-
-def held_out_scores(variant: VariantResult) -> np.ndarray:
-    """Test RMSE in the target's units (regression) or test accuracy; diverged = worst."""
-    result = variant.result
-    if held_out_metric(result.runs[0].data.task) == "rmse_original":
-        return np.where(
-            result.diverged, np.inf, np.nan_to_num(result.test_scores["rmse_original"], nan=np.inf)
-        )
-    return np.where(result.diverged, 0.0, np.nan_to_num(result.test_scores["accuracy"], nan=0.0))
 
 
 def _spread(values: np.ndarray, worst: float) -> tuple[float, float, float]:
@@ -121,88 +136,54 @@ def _spread(values: np.ndarray, worst: float) -> tuple[float, float, float]:
     return tuple(float(q) if q <= top else float("inf") for q in quantiles)  # type: ignore[return-value]
 
 
-def rank(
-    named_scores: Sequence[tuple[str, np.ndarray, np.ndarray]], higher_is_better: bool
-) -> list[Score]:
-    """Scores of every configuration as (name, scores, diverged mask); the first is the
-    user's, the rest are compared with it.
-
-    Diverged runs score inf (RMSE) or 0 (accuracy), so the rank test (stats.compare)
-    ranks a diverged run worst instead of dropping it.
-    """
-    finite = np.concatenate([v[np.isfinite(v)] for _, v, _ in named_scores] + [np.zeros(1)])
+def score_rows(search: SearchResult, recommended: Trial | None) -> list[Score]:
+    """A Score per configuration trained, the user's first."""
+    trials = search.trials()
+    finite = np.concatenate([t.scores()[np.isfinite(t.scores())] for t in trials] + [np.zeros(1)])
     worst = float(np.max(np.abs(finite))) * 2 + 1
-    user_scores = named_scores[0][1]
-    tests = [compare(values, user_scores, higher_is_better) for _, values, _ in named_scores[1:]]
-    adjusted = holm([t["p_value"] for t in tests])
-    reference = _spread(named_scores[0][1], worst)[1]
-    rows = []
-    for i, (name, values, diverged) in enumerate(named_scores):
-        p10, median, p90 = _spread(values, worst)
-        test = tests[i - 1] if i else {"p_value": None, "p_better": None}
-        p_holm = adjusted[i - 1] if i else None
-        prob_better = test["p_better"]
-        better = median > reference if higher_is_better else median < reference
-        beats = bool(i and better and p_holm is not None and p_holm < ALPHA)
-        score = Score(
-            name,
-            values.size,
-            int(diverged.sum()),
-            median,
-            p10,
-            p90,
-            test["p_value"],
-            p_holm,
-            prob_better,
-            beats,
-        )
-        rows.append(score)
-    return rows
+    found = {id(c.trial): (step.number, c) for step in search.steps for c in step.comparisons}
+    return [
+        _score(trial, *found.get(id(trial), (0, None)), worst, trial is recommended)
+        for trial in trials
+    ]
 
 
-def _to_experiment(experiment: Experiment, candidates: Sequence[Candidate]) -> Experiment:
-    raw = settings_only(experiment.raw)
-    # variants merge into the top-level tables, so only the (required) model stays on
-    # top; each candidate carries complete tables whose lists replace the model's
-    raw["model"] = variant_tables(experiment.variants[0])["model"]
-    raw["id"] = f"{experiment.id}-repairs"
-    raw["variants"] = [{"name": c.name, **c.tables} for c in candidates]
-    return load_mapping(raw, experiment.id, experiment.base_dir)
+def _score(trial: Trial, step: int, c: Comparison | None, worst: float, recommended: bool) -> Score:
+    p10, median, p90 = _spread(trial.scores(), worst)
+    paired = c.paired if c is not None else None
+    return Score(
+        name=trial.name,
+        step=step,
+        versus=c.versus.name if c is not None else None,
+        n=trial.n,
+        diverged=int(trial.diverged().sum()),
+        median=median,
+        p10=p10,
+        p90=p90,
+        wins=paired.wins if paired else None,
+        losses=paired.losses if paired else None,
+        ties=paired.ties if paired else None,
+        p_value=paired.p_value if paired else None,
+        p_holm=c.p_holm if c is not None else None,
+        beats=bool(c is not None and c.beats),
+        recommended=recommended,
+    )
 
 
-def _data_findings(experiment: Experiment) -> list[Finding]:
-    """Data checks, less what the user's own scalers already handle; columns the loader
-    dropped as constant are reported as such."""
-    user = experiment.variants[0]
-    handled = {
-        "unscaled_inputs": user.input_scaler.kind != "none",
-        "target_spread": user.target_scaler.kind != "none",
-    }
-    findings = [f for f in check_data(experiment.data) if not handled.get(f.id, False)]
-    if experiment.dropped_columns:
-        findings = [f for f in findings if f.id != "constant_columns"]
-        findings.insert(0, Finding(
-            "constant_columns", "Constant columns", "warning",
-            f"{len(experiment.dropped_columns)} feature column(s) never change "
-            f"({', '.join(experiment.dropped_columns[:8])}); they carry no signal and were dropped.",
-            {"columns": list(experiment.dropped_columns)},
-        ))  # fmt: skip
-    return findings
+def verdict(user: Trial, best: Trial, higher_is_better: bool) -> PairedComparison:
+    """The recommendation against the user's configuration on every seed both have."""
+    a, b = best.scores(), user.scores()
+    n = min(len(a), len(b))
+    return compare_paired(a[:n], b[:n], higher_is_better)
 
 
 @dataclass(frozen=True)
 class Stage:
     """A stage of the doctor's training, announced as it starts (for a progress display)."""
 
-    name: str  # "your configuration" or "repairs"
+    what: str  # "your configuration", "3 repairs, step 1", ...
     configurations: int
     estimate: Estimate
-
-    @property
-    def what(self) -> str:
-        if self.name == "your configuration":
-            return self.name
-        return f"{self.configurations} repair{'s' if self.configurations != 1 else ''}"
 
     def describe(self) -> str:
         return (
@@ -241,45 +222,41 @@ def run_doctor(
     experiment: Experiment,
     max_rows: int = MAX_ROWS,
     on_stage: Callable[[Stage], None] | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
 ) -> Diagnosis:
-    """Diagnose the user's configuration (its first variant) and try the repairs,
-    training on at most `max_rows` rows of each split (0: every row); `on_stage` hears
-    of each training stage as it starts."""
+    """Diagnose the user's configuration (its first variant) and search for a fix,
+    training on at most `max_rows` rows of each split (0: every row) and starting no
+    training that would end past `budget_s` seconds (the user's own configuration always
+    trains); `on_stage` hears of each training stage as it starts."""
+    budget = Budget(budget_s)
     experiment = _users_configuration(experiment)
     sample = row_sample(experiment, max_rows)
-    data_findings = _data_findings(experiment)
-    users = on_sample(experiment, sample)
     announce = on_stage or (lambda stage: None)
-    announce(Stage("your configuration", 1, estimate_experiments([users])))
+    users = on_sample(experiment, sample)
+    announce(Stage(USER, 1, estimate_experiments([users])))
     baseline = run_experiment(users)
-    findings = tuple(data_findings + diagnose(baseline.variants[0].result))
-    candidates = candidate_repairs(
-        variant_tables(experiment.variants[0]), experiment.data.task, findings
-    )
-    repaired = None
-    if candidates:
-        repairs = on_sample(_to_experiment(experiment, candidates), sample)
-        announce(Stage("repairs", len(candidates), estimate_experiments([repairs])))
-        repaired = run_experiment(repairs)
+    user_tables = variant_tables(experiment.variants[0])
+    user = Trial(Candidate(USER, user_tables), [Batch.of(baseline.variants[0])])
+    findings = tuple(data_findings(experiment, user_tables) + diagnose(user.first.result))
     higher = is_classification(experiment.data.task)
-    variants = [("your configuration", baseline.variants[0])]
-    if repaired is not None:
-        variants += [(v.name, v) for v in repaired.variants]
-    named = [(name, held_out_scores(v), v.result.diverged) for name, v in variants]
-    scores = rank(named, higher)
-    winners = [s for s in scores[1:] if s.beats_baseline]
-    best = max(winners, key=lambda s: s.median if higher else -s.median) if winners else None
-    recommended = next((c for c in candidates if best is not None and c.name == best.name), None)
+    trainer = Trainer(
+        experiment, sample, lambda what, n, estimate: announce(Stage(what, n, estimate))
+    )
+    search = search_repairs(
+        trainer, user, findings, experiment.data.task, higher, experiment.repeats, budget
+    )
+    best = search.best if search.path else None
     return Diagnosis(
         experiment,
         findings,
+        cause_chain(findings),
         baseline,
-        repaired,
-        tuple(scores),
+        search,
+        tuple(score_rows(search, best)),
         "test accuracy" if higher else "test RMSE (target units)",
         higher,
-        recommended,
-        tuple(candidates),
+        best.candidate if best else None,
+        verdict(user, best, higher) if best else None,
         sample,
     )
 

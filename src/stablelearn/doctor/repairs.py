@@ -18,6 +18,7 @@ from stablelearn.optim import clipping_of, with_clipping
 Tables = dict[str, Any]
 MAX_CANDIDATES = 8
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+DATA_FINDINGS = ("unscaled_inputs", "target_spread")  # what scaling the data repairs
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Candidate:
     name: str
     tables: dict[str, Any]
     repair_id: str = ""
+    path: tuple[str, ...] = ()  # the repair ids applied to the user's configuration
 
 
 def _scale(part: str, kind: str) -> Callable[[Tables, str], Tables | None]:
@@ -125,18 +127,39 @@ def repair_tables(repair_id: str, base: Mapping[str, Any], task: str) -> dict[st
     return REPAIRS[repair_id].apply(copy.deepcopy(dict(base)), task)
 
 
+def combined_scaling(
+    base: Mapping[str, Any], task: str, findings: Sequence[Finding]
+) -> Candidate | None:
+    """Inputs and target scaled together, the first thing a practitioner tries when both
+    are unscaled: each alone can fail where both work (the first scaling repair each
+    data finding names, inputs first)."""
+    tables = copy.deepcopy(dict(base))
+    ids = []
+    for finding_id in DATA_FINDINGS:
+        finding = next((f for f in findings if f.id == finding_id), None)
+        scaling = [r for r in finding.repairs if r.startswith("scale_")] if finding else []
+        repaired = REPAIRS[scaling[0]].apply(copy.deepcopy(tables), task) if scaling else None
+        if repaired is not None and repaired != tables:
+            tables, ids = repaired, [*ids, scaling[0]]
+    if len(ids) < 2:
+        return None
+    return Candidate(" + ".join(repair_name(r) for r in ids), tables, ids[0], tuple(ids))
+
+
 def candidate_repairs(
     base: Mapping[str, Any], task: str, findings: Sequence[Finding]
 ) -> list[Candidate]:
-    """The repairs the findings call for, most severe findings first, at most 8."""
+    """The repairs the findings call for, most severe findings first, at most 8; scaling
+    inputs and target together first when both are unscaled."""
     ids: list[str] = []
     for finding in sorted(findings, key=lambda f: SEVERITY_ORDER[f.severity]):
         ids += [repair_id for repair_id in finding.repairs if repair_id not in ids]
-    candidates = []
+    combined = combined_scaling(base, task, findings)
+    candidates = [combined] if combined is not None else []
     for repair_id in ids:
         tables = repair_tables(repair_id, base, task)
         if tables is not None and tables != base:
-            candidates.append(Candidate(repair_name(repair_id), tables, repair_id))
+            candidates.append(Candidate(repair_name(repair_id), tables, repair_id, (repair_id,)))
         if len(candidates) == MAX_CANDIDATES:
             break
     return candidates

@@ -1,0 +1,390 @@
+"""The doctor's repair search: repairs that compose, compared on shared seeds, with
+seeds added where a decision is close, within a time budget.
+
+Greedy, one step at a time. A step trains the repairs the current findings call for,
+each applied on top of the best configuration so far (the user's at first), and
+compares every one with it on the same seeds (stats.compare_paired: Wilcoxon
+signed-rank by sign flips). A repair beats it when its paired improvement is positive
+and its Holm-adjusted p (over the step's repairs) is below ALPHA / LOOKS. When none
+does yet but some lead (better, unadjusted p < LEAD_P), the LEADERS best of them and the
+configuration they are compared with get `repeats` more seeds, up to LOOKS looks. Over
+its looks a step wrongly declares a repair better with probability at most ALPHA
+(Holm within a look, Bonferroni across looks). The winner becomes the configuration
+to beat, it is diagnosed again, and the next step tries the repairs its own findings
+call for, until the diagnosis is clean, nothing beats it, MAX_STEPS steps were taken,
+or the next training would not fit in the budget.
+"""
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from stablelearn.diagnostics import Finding, check_data, diagnose
+from stablelearn.doctor.repairs import Candidate, candidate_repairs
+from stablelearn.doctor.sample import RowSample, on_sample
+from stablelearn.engine.budget import Estimate, format_seconds
+from stablelearn.experiments import Experiment, load_mapping, settings_only, variant_tables
+from stablelearn.experiments.runner import VariantResult, estimate_experiments, run_experiment
+from stablelearn.experiments.spec import DatasetCache
+from stablelearn.stats import PairedComparison, compare_paired, holm
+from stablelearn.tasks import held_out_metric
+
+ALPHA = 0.05
+LOOKS = 3  # seed batches a step may use: repeats, 2 x repeats, 3 x repeats
+LEADERS = 2
+LEAD_P = 0.5
+MAX_STEPS = 3
+DEFAULT_BUDGET_S = 60.0
+USER = "your configuration"
+
+
+def held_out_scores(variant: VariantResult) -> np.ndarray:
+    """Test RMSE in the target's units (regression) or test accuracy; diverged = worst."""
+    result = variant.result
+    if held_out_metric(result.runs[0].data.task) == "rmse_original":
+        return np.where(
+            result.diverged, np.inf, np.nan_to_num(result.test_scores["rmse_original"], nan=np.inf)
+        )
+    return np.where(result.diverged, 0.0, np.nan_to_num(result.test_scores["accuracy"], nan=0.0))
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """One configuration trained on consecutive seeds: its held-out scores per seed."""
+
+    seeds: np.ndarray
+    scores: np.ndarray
+    diverged: np.ndarray
+    variant: VariantResult | None = None  # what was trained (None where not kept)
+
+    @classmethod
+    def of(cls, variant: VariantResult) -> "Batch":
+        result = variant.result
+        return cls(result.seeds, held_out_scores(variant), result.diverged, variant)
+
+
+@dataclass(eq=False)
+class Trial:
+    """One configuration trained on seeds 0, 1, ... in one or more batches."""
+
+    candidate: Candidate
+    batches: list[Batch] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.candidate.name
+
+    @property
+    def tables(self) -> dict[str, Any]:
+        return self.candidate.tables
+
+    @property
+    def first(self) -> VariantResult:
+        """The first batch as trained (figures, the Keras code of the change)."""
+        variant = self.batches[0].variant
+        assert variant is not None, "a trial's first batch keeps what it trained"
+        return variant
+
+    @property
+    def n(self) -> int:
+        return sum(len(b.seeds) for b in self.batches)
+
+    def scores(self) -> np.ndarray:
+        return np.concatenate([b.scores for b in self.batches])
+
+    def diverged(self) -> np.ndarray:
+        return np.concatenate([b.diverged for b in self.batches])
+
+    def seeds(self) -> np.ndarray:
+        return np.concatenate([b.seeds for b in self.batches])
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """A repair against the configuration it tried to improve, on their shared seeds."""
+
+    trial: Trial
+    versus: Trial
+    paired: PairedComparison
+    p_holm: float
+    alpha: float
+
+    @property
+    def beats(self) -> bool:
+        return self.paired.better and self.p_holm < self.alpha
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One round of the search: the repairs tried on `reference`, and the winner."""
+
+    number: int
+    reference: Trial
+    comparisons: tuple[Comparison, ...]
+    winner: Trial | None
+    looks: int
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What the search cost and why it stopped."""
+
+    models: int
+    seconds: float
+    configurations: int
+    most_seeds: int
+    budget_s: float
+    stopped: str  # "clean", "no repair beat it", "nothing left to try", "budget", "steps"
+
+    def describe(self) -> str:
+        return (
+            f"{self.configurations} configurations, {self.models:,} models, up to "
+            f"{self.most_seeds} seeds each, {format_seconds(self.seconds)} "
+            f"(budget {format_seconds(self.budget_s)}); stopped: {self.stopped}"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SearchResult:
+    user: Trial
+    steps: tuple[Step, ...]
+    best: Trial  # the user's configuration when no step found a winner
+    findings: tuple[Finding, ...]  # the best configuration's own diagnosis
+    spend: Spend
+
+    @property
+    def path(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.winner is not None)
+
+    def trials(self) -> list[Trial]:
+        """Every configuration trained, the user's first, in the order tried."""
+        return [self.user] + [c.trial for s in self.steps for c in s.comparisons]
+
+
+@dataclass
+class Budget:
+    seconds: float
+    start: float = field(default_factory=time.perf_counter)
+
+    @property
+    def spent(self) -> float:
+        return time.perf_counter() - self.start
+
+    def allows(self, estimate: Estimate) -> bool:
+        return self.spent + estimate.seconds <= self.seconds
+
+
+# --- training configurations ----------------------------------------------------------------
+
+
+class Trains(Protocol):
+    """What the search needs to train and diagnose configurations."""
+
+    def estimate(
+        self, candidates: Sequence[Candidate], first_seed: int, repeats: int
+    ) -> Estimate: ...
+
+    def train(
+        self, candidates: Sequence[Candidate], first_seed: int, repeats: int, what: str
+    ) -> list[Batch]: ...
+
+    def diagnose(self, trial: Trial) -> tuple[Finding, ...]: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Trainer:
+    """Trains candidates on the user's data (its row sample) and settings (Trains)."""
+
+    experiment: Experiment  # the user's configuration (one variant)
+    sample: RowSample
+    on_training: Callable[[str, int, Estimate], None] = lambda what, n, estimate: None
+    datasets: DatasetCache = field(default_factory=dict)  # the user's table, read once
+
+    def plan(self, candidates: Sequence[Candidate], first_seed: int, repeats: int) -> Experiment:
+        raw = settings_only(self.experiment.raw)
+        # variants merge into the top-level tables, so only the (required) model stays on
+        # top; each candidate carries complete tables whose lists replace the model's
+        raw["model"] = variant_tables(self.experiment.variants[0])["model"]
+        raw["id"] = f"{self.experiment.id}-repairs"
+        raw["variants"] = [{"name": c.name, **c.tables} for c in candidates]
+        raw["repeats"] = repeats
+        raw["seed"] = self.experiment.seed + first_seed
+        planned = load_mapping(raw, self.experiment.id, self.experiment.base_dir, self.datasets)
+        return on_sample(planned, self.sample)
+
+    def estimate(self, candidates: Sequence[Candidate], first_seed: int, repeats: int) -> Estimate:
+        return estimate_experiments([self.plan(candidates, first_seed, repeats)])
+
+    def train(
+        self, candidates: Sequence[Candidate], first_seed: int, repeats: int, what: str
+    ) -> list[Batch]:
+        planned = self.plan(candidates, first_seed, repeats)
+        self.on_training(what, len(candidates), estimate_experiments([planned]))
+        return [Batch.of(v) for v in run_experiment(planned).variants]
+
+    def diagnose(self, trial: Trial) -> tuple[Finding, ...]:
+        return tuple(data_findings(self.experiment, trial.tables) + diagnose(trial.first.result))
+
+
+# --- the search -------------------------------------------------------------------------------
+
+
+def data_findings(experiment: Experiment, tables: dict[str, Any]) -> list[Finding]:
+    """Data checks, less what the configuration's scalers already handle; columns the
+    loader dropped as constant are reported as such."""
+    scalers = {part: tables["data"][f"{part}_scaler"] for part in ("input", "target")}
+    kinds = {part: s if isinstance(s, str) else s["kind"] for part, s in scalers.items()}
+    handled = {
+        "unscaled_inputs": kinds["input"] != "none",
+        "target_spread": kinds["target"] != "none",
+    }
+    findings = [f for f in check_data(experiment.data) if not handled.get(f.id, False)]
+    if experiment.dropped_columns:
+        findings = [f for f in findings if f.id != "constant_columns"]
+        findings.insert(0, Finding(
+            "constant_columns", "Constant columns", "warning",
+            f"{len(experiment.dropped_columns)} feature column(s) never change "
+            f"({', '.join(experiment.dropped_columns[:8])}); they carry no signal and were dropped.",
+            {"columns": list(experiment.dropped_columns)},
+        ))  # fmt: skip
+    return findings
+
+
+def _is_clean(findings: Sequence[Finding]) -> bool:
+    return all(f.severity == "info" for f in findings)
+
+
+def compare_step(
+    reference: Trial, trials: Sequence[Trial], higher_is_better: bool
+) -> list[Comparison]:
+    """Every trial against the reference on their shared seeds, Holm over the step."""
+    paired = []
+    ref_scores = reference.scores()
+    for trial in trials:
+        scores = trial.scores()
+        n = min(len(scores), len(ref_scores))
+        paired.append(compare_paired(scores[:n], ref_scores[:n], higher_is_better))
+    adjusted = holm([p.p_value for p in paired])
+    alpha = ALPHA / LOOKS
+    return [
+        Comparison(t, reference, p, float(a), alpha)
+        for t, p, a in zip(trials, paired, adjusted, strict=True)
+    ]
+
+
+def _best(comparisons: Sequence[Comparison], higher_is_better: bool) -> Comparison:
+    """The winner with the best median score (diverged runs worst), then fewest diverged."""
+
+    def key(c: Comparison) -> tuple[float, int]:
+        scores = c.trial.scores()
+        worst = -np.inf if higher_is_better else np.inf
+        median = float(np.median(np.where(np.isfinite(scores), scores, worst)))
+        return (median if higher_is_better else -median, -int(c.trial.diverged().sum()))
+
+    return max(comparisons, key=key)
+
+
+def _add_seeds(trainer: Trains, trials: Sequence[Trial], target: int, budget: Budget) -> bool:
+    """Train every trial up to `target` seeds; False (nothing trained) if over budget."""
+    short = [t for t in trials if t.n < target]
+    if not short:
+        return True
+    first = min(t.n for t in short)
+    estimate = trainer.estimate([t.candidate for t in short], first, target - first)
+    if not budget.allows(estimate):
+        return False
+    groups: dict[int, list[Trial]] = {}
+    for trial in short:
+        groups.setdefault(trial.n, []).append(trial)
+    for start, group in groups.items():
+        batches = trainer.train(
+            [t.candidate for t in group], start, target - start, "more seeds for the leaders"
+        )
+        for trial, batch in zip(group, batches, strict=True):
+            trial.batches.append(dataclasses.replace(batch, variant=None))  # scores suffice
+    return True
+
+
+def search_repairs(
+    trainer: Trains,
+    user: Trial,
+    findings: Sequence[Finding],
+    task: str,
+    higher_is_better: bool,
+    repeats: int,
+    budget: Budget,
+) -> SearchResult:
+    """The greedy search of the module docstring, from the user's trained configuration."""
+    current, current_findings = user, tuple(findings)
+    steps: list[Step] = []
+    seen = [user.tables]
+    stopped = "steps"
+    for number in range(1, MAX_STEPS + 1):
+        if _is_clean(current_findings):
+            stopped = "clean"
+            break
+        candidates = [
+            c
+            for c in _on_top(current, candidate_repairs(current.tables, task, current_findings))
+            if c.tables not in seen
+        ]
+        if not candidates:
+            stopped = "nothing left to try"
+            break
+        if not budget.allows(trainer.estimate(candidates, 0, repeats)):
+            stopped = "budget"
+            break
+        seen += [c.tables for c in candidates]
+        trials = [Trial(c) for c in candidates]
+        for trial, batch in zip(
+            trials, trainer.train(candidates, 0, repeats, f"repairs, step {number}"), strict=True
+        ):
+            trial.batches.append(batch)
+        comparisons, looks = compare_step(current, trials, higher_is_better), 1
+        while not any(c.beats for c in comparisons) and looks < LOOKS:
+            leaders = sorted(
+                (c for c in comparisons if c.paired.better and c.paired.p_value < LEAD_P),
+                key=lambda c: c.paired.p_value,
+            )[:LEADERS]
+            if not leaders or not _add_seeds(
+                trainer, [current, *(c.trial for c in leaders)], (looks + 1) * repeats, budget
+            ):
+                break
+            comparisons, looks = compare_step(current, trials, higher_is_better), looks + 1
+        winners = [c for c in comparisons if c.beats]
+        winner = _best(winners, higher_is_better).trial if winners else None
+        steps.append(Step(number, current, tuple(comparisons), winner, looks))
+        if winner is None:
+            stopped = "no repair beat it"
+            break
+        current = winner
+        current_findings = trainer.diagnose(current)
+    else:
+        if _is_clean(current_findings):
+            stopped = "clean"
+    trials = [user] + [c.trial for s in steps for c in s.comparisons]
+    spend = Spend(
+        models=sum(t.n for t in trials),
+        seconds=budget.spent,
+        configurations=len(trials),
+        most_seeds=max(t.n for t in trials),
+        budget_s=budget.seconds,
+        stopped=stopped,
+    )
+    return SearchResult(user, tuple(steps), current, current_findings, spend)
+
+
+def _on_top(current: Trial, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Candidates built on `current`: named and tracked as the path from the user's."""
+    if current.candidate.name == USER:
+        return list(candidates)
+    return [
+        Candidate(
+            f"{current.name} + {c.name}", c.tables, c.repair_id, (*current.candidate.path, *c.path)
+        )
+        for c in candidates
+    ]
