@@ -75,7 +75,7 @@ def test_losses_weights_moving_statistics_and_scores_equal_keras(batch_norm, res
 
     np.testing.assert_allclose(result.history["loss"][0], history.history["loss"], rtol=1e-5)
     final = result.final_params[0]
-    for spec, ours, layer in zip(model.layers, final, dense, strict=True):
+    for ours, layer in zip(final, dense, strict=True):
         kernel, bias = layer.get_weights()
         np.testing.assert_allclose(ours["kernel"].T, kernel, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(ours["bias"], bias, rtol=1e-4, atol=1e-6)
