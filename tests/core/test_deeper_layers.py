@@ -2,7 +2,7 @@
 
 The engine tests share one shape (3 inputs, two hidden layers of 4 units, 40 training
 rows in batches of 32 so the last batch of 8 is padded, 5 epochs) so that they reuse a
-few compiled programs. Fidelity against Keras itself is in tests/keras/test_deeper_layers.py.
+few compiled programs. Fidelity against Keras itself is in tests/keras/test_keras_deeper_layers.py.
 """
 
 import dataclasses
