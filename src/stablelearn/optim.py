@@ -265,11 +265,18 @@ def _layer_labels(params: Any, per_tensor: bool) -> Any:
     )
 
 
-def clip_by_tensor_norm(thresholds: "jax.Array", n_layers: int) -> "optax.GradientTransformation":
-    """Keras `clipnorm`: every kernel and bias gradient rescaled on its own to norm <= c.
+TENSORS = ("kernel", "bias")
+BATCH_NORM_TENSORS = ("gamma", "beta")  # a batch-normalized layer's trainable variables
 
-    `thresholds` holds one value per layer (applied to that layer's kernel and bias);
-    inf leaves a tensor alone. Each tensor is its own partition of Optax's
+
+def clip_by_tensor_norm(
+    thresholds: "jax.Array", n_layers: int, tensors: Sequence[str] = TENSORS
+) -> "optax.GradientTransformation":
+    """Keras `clipnorm`: every variable's gradient (kernel, bias, batch norm's gamma and
+    beta) rescaled on its own to norm <= c.
+
+    `thresholds` holds one value per layer (applied to each of that layer's `tensors`
+    it has); inf leaves a tensor alone. Each tensor is its own partition of Optax's
     `clip_by_global_norm`, so the global-norm code does the per-tensor work.
     """
     import optax
@@ -277,7 +284,7 @@ def clip_by_tensor_norm(thresholds: "jax.Array", n_layers: int) -> "optax.Gradie
     transforms = {
         f"{i}/{name}": optax.clip_by_global_norm(thresholds[i])
         for i in range(n_layers)
-        for name in ("kernel", "bias")
+        for name in tensors
     }
     return optax.partition(transforms, lambda params: _layer_labels(params, per_tensor=True))
 
@@ -291,14 +298,18 @@ def clip_by_layer_value(thresholds: "jax.Array", n_layers: int) -> "optax.Gradie
 
 
 def build_clipping(
-    structure: OptimizerStructure, hp: Mapping[str, "jax.Array"], n_layers: int
+    structure: OptimizerStructure,
+    hp: Mapping[str, "jax.Array"],
+    n_layers: int,
+    tensors: Sequence[str] = TENSORS,
 ) -> "optax.GradientTransformation":
-    """The clipping stage alone (identity when no model of the ensemble clips)."""
+    """The clipping stage alone (identity when no model of the ensemble clips);
+    `tensors` names every variable a layer may have."""
     import optax
 
     clipping = []
     if "clipnorm" in structure.clip_modes:
-        clipping.append(clip_by_tensor_norm(hp["clipnorm"], n_layers))
+        clipping.append(clip_by_tensor_norm(hp["clipnorm"], n_layers, tensors))
     if "clipvalue" in structure.clip_modes:
         clipping.append(clip_by_layer_value(hp["clipvalue"], n_layers))
     if "global_clipnorm" in structure.clip_modes:

@@ -429,4 +429,4 @@ def test_a_long_run_draws_its_batches_a_chunk_at_a_time(lesson_mlp, lesson_sgd, 
     assert inputs.chunk_epochs < 100_000
     epoch_s = inputs.steps_per_epoch * step_seconds(4, lesson_mlp, 32)
     assert inputs.chunk_epochs * epoch_s <= CHUNK_S
-    assert inputs.compile_args()[9].shape == (inputs.chunk_epochs, 16, 4, 32)
+    assert inputs.compile_args()[10].shape == (inputs.chunk_epochs, 16, 4, 32)

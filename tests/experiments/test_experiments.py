@@ -11,6 +11,7 @@ import stablelearn as sl
 from stablelearn import experiments
 from stablelearn.data import Scaler
 from stablelearn.errors import ConfigError
+from stablelearn.experiments.overrides import model_table
 from stablelearn.lesson import catalog as lesson_catalog
 from stablelearn.lesson import claims
 from stablelearn.optim import SGD
@@ -192,6 +193,30 @@ def test_depth_repeats_one_layer_and_variants_merge_into_the_base():
     assert shallow.optimizer == SGD(learning_rate=0.01, momentum=0.9)
 
 
+def test_batch_norm_and_residual_per_layer_and_on_a_stack():
+    stack = {"depth": 3, "units": 5, "activation": "relu", "batch_norm": True, "residual": True}
+    e = experiments.load_mapping(
+        edited("relu-5", model={**shipped("relu-5")["model"], **stack}), "x.toml"
+    )
+    hidden = e.variants[0].model.hidden
+    assert all(layer.batch_norm for layer in hidden)
+    # the first layer projects the 2 inputs to 5 units; the skip connections follow it
+    assert [layer.residual for layer in hidden] == [False, True, True]
+    layers = [
+        {"units": 5, "activation": "relu"},
+        {"units": 5, "activation": "relu", "residual": True},
+    ]
+    per_layer = {"hidden": layers, "output": {"units": 1, "activation": "sigmoid"}}
+    e = experiments.load_mapping(edited("relu-5", model=per_layer), "x.toml")
+    assert [layer.residual for layer in e.variants[0].model.hidden] == [False, True]
+    # written back (the run folder's resolved tables) it parses into the same model
+    written = sl.MLP(2, hidden, sl.Dense(1, "sigmoid"))
+    table = model_table(written)
+    assert table["hidden"][1]["residual"] is True and "residual" not in table["hidden"][0]
+    reparsed = experiments.load_mapping(edited("relu-5", model=table), "x.toml").variants[0].model
+    assert reparsed == written
+
+
 # --- invalid files: one ConfigError naming the file and the field ---------------------------
 
 
@@ -230,6 +255,9 @@ INVALID = [
     ("missing-id", {k: v for k, v in shipped("standardized-target").items() if k != "id"}, ["id is required"]),
     ("variants-not-list", edited("standardized-target", variants={"name": "a"}), ["variants must be a list"]),
     ("not-a-table", [1, 2], ["the file must be a table"]),
+    ("batch-norm-string", edited("relu-5", model={"depth": 2, "units": 5, "batch_norm": "yes", "output": {"units": 1, "activation": "sigmoid"}}), ["model.(depth layer)", "batch_norm must be true or false"]),
+    ("residual-widths", edited("standardized-target", model=model(hidden=[{"units": 25, "residual": True}])), ["x.toml: model: Hidden layer 1 has residual=true but its input has 20 units"]),
+    ("residual-output", edited("standardized-target", model=model(output={"units": 1, "residual": True})), ["the output layer takes neither"]),
 ]  # fmt: skip
 
 

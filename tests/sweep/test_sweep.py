@@ -307,7 +307,13 @@ def test_shipped_sweeps_load_and_plan():
         sweep = load_sweep_mapping(raw, entry.name)
         ids[sweep.id] = sweep
         assert shipped_sweep_text(sweep.id) == entry.read_text(encoding="utf-8")
-    assert set(ids) == {"depth-activation", "clip-thresholds", "scalers"}
+    assert set(ids) == {"depth-activation", "clip-thresholds", "scalers", "depth-repairs"}
+    repairs = ids["depth-repairs"]
+    assert [c.label for c in repairs.cells][repairs.baseline] == "batch_norm=false, residual=false"
+    both = repairs.cells[-1].experiment.variants[0].model
+    assert both.depth == 20 and all(layer.batch_norm for layer in both.hidden)
+    assert [layer.residual for layer in both.hidden] == [False] + [True] * 19
+    assert len(plan_groups(repairs)) == 4  # batch norm and skip connections are not packed
     depth = ids["depth-activation"]
     assert len(depth.cells) == 30 * 4 and depth.repeats == 20
     assert depth.cells[0].experiment.config.epochs == 500

@@ -2,7 +2,8 @@
 
 Runs with equal shapes and code paths (`group_key`) always share a program. Runs whose
 models differ only in depth and hidden activations (hidden layers of one width, the
-lesson's way of building deeper networks) can also share one, packed (see
+lesson's way of building deeper networks, without batch norm or skip connections) can
+also share one, packed (see
 program.Packing): a shallow model then computes the deeper model's masked layers too,
 which costs training time, while every program saved is one compilation saved. The
 planner merges such groups, deepest first, while its cost model says the compilation
@@ -55,10 +56,14 @@ class _Candidate:
 
 def family_key(run: Run) -> tuple | None:
     """Runs with equal family keys can be packed into one program; None if this run's
-    model cannot be (no hidden layer, or hidden layers of different widths or biases)."""
+    model cannot be (no hidden layer, hidden layers of different widths or biases, or
+    batch norm or skip connections: those train in programs of their own, one per
+    architecture; the sweeps that use them vary few depths)."""
     model = compute_model(run.model)
     hidden = model.hidden
     if not hidden or len({(layer.units, layer.use_bias) for layer in hidden}) > 1:
+        return None
+    if any(layer.batch_norm or layer.residual for layer in hidden):
         return None
     structure = optimizer_structure([run.optimizer])
     shapes = (run.data.train_x.shape, run.data.test_x.shape)

@@ -17,9 +17,10 @@ import optax
 
 from stablelearn import losses, telemetry
 from stablelearn.activations import activation_kind, get_activation
-from stablelearn.model import MLP, Dense, Params
-from stablelearn.model import forward_layers as model_forward_layers
+from stablelearn.model import MLP, Dense, Params, State, run_layers
 from stablelearn.optim import (
+    BATCH_NORM_TENSORS,
+    TENSORS,
     OptimizerStructure,
     build_clipping,
     build_optimizer,
@@ -134,15 +135,23 @@ def _gather_layers(values: np.ndarray, layers: Sequence[Sequence[int]]) -> np.nd
 
 
 def forward_layers(
-    program: "Program", params: Params, x_t: jax.Array, layout: dict[str, jax.Array]
-) -> tuple[list[jax.Array], list[jax.Array]]:
-    """Every slot's pre-activation and activation for one model, each [units, batch].
+    program: "Program",
+    params: Params,
+    x_t: jax.Array,
+    layout: dict[str, jax.Array],
+    state: State,
+    weights: jax.Array | None = None,
+    training: bool = False,
+) -> tuple[list[jax.Array], list[jax.Array], State]:
+    """Every slot's pre-activation and activation for one model, each [units, batch],
+    and its moving statistics after the batch (see stablelearn.model.run_layers).
 
-    Unpacked programs run the model as written (stablelearn.model.forward_layers). In a
-    packed one a masked slot passes its input through; `where` takes the chosen value
-    exactly and sends no gradient to what it did not take."""
+    Unpacked programs run the model as written (stablelearn.model.run_layers). In a
+    packed one (never batch-normalized or residual, see plan.family_key) a masked slot
+    passes its input through; `where` takes the chosen value exactly and sends no
+    gradient to what it did not take."""
     if program.packing is None:
-        return model_forward_layers(program.model, params, x_t)
+        return run_layers(program.model, params, x_t, state, weights, training)
     choices = [get_activation(name) for name in program.packing.activations]
 
     def hidden(p: dict[str, jax.Array], h: jax.Array, choice: jax.Array) -> tuple:
@@ -183,27 +192,43 @@ def forward_layers(
         z = z + params[slots]["bias"][:, None]
     pre_activations.append(z)
     activations.append(get_activation(output.activation)(z))
-    return pre_activations, activations
+    return pre_activations, activations, state
 
 
 def forward(
-    program: "Program", params: Params, x_t: jax.Array, layout: dict[str, jax.Array]
-) -> tuple[jax.Array, jax.Array]:
-    """The output layer's (logits, output)."""
-    pre_activations, activations = forward_layers(program, params, x_t, layout)
-    return pre_activations[-1], activations[-1]
+    program: "Program",
+    params: Params,
+    x_t: jax.Array,
+    layout: dict[str, jax.Array],
+    state: State,
+    weights: jax.Array | None = None,
+    training: bool = False,
+) -> tuple[jax.Array, jax.Array, State]:
+    """The output layer's (logits, output), and the moving statistics after the batch."""
+    pre_activations, activations, state = forward_layers(
+        program, params, x_t, layout, state, weights, training
+    )
+    return pre_activations[-1], activations[-1], state
 
 
 def compute_model(model: MLP) -> MLP:
-    """The model as the compiled program sees it: widths and activations. Initializers
-    only decide the starting weights, drawn outside the program, so models that differ
-    in them alone share one compilation."""
+    """The model as the compiled program sees it: widths, activations, biases, batch
+    norm and skip connections. Initializers only decide the starting weights, drawn
+    outside the program, so models that differ in them alone share one compilation."""
     return MLP(
         model.input_dim,
-        tuple(
-            Dense(layer.units, layer.activation, use_bias=layer.use_bias) for layer in model.hidden
-        ),
-        Dense(model.output.units, model.output.activation, use_bias=model.output.use_bias),
+        tuple(_compute_layer(layer) for layer in model.hidden),
+        _compute_layer(model.output),
+    )
+
+
+def _compute_layer(layer: Dense) -> Dense:
+    return Dense(
+        layer.units,
+        layer.activation,
+        use_bias=layer.use_bias,
+        batch_norm=layer.batch_norm,
+        residual=layer.residual,
     )
 
 
@@ -221,10 +246,16 @@ def _predictions(output: jax.Array) -> jax.Array:
 
 
 def _evaluate(
-    program: Program, params: Params, layout: dict[str, jax.Array], x_t: jax.Array, y: jax.Array
+    program: Program,
+    params: Params,
+    state: State,
+    layout: dict[str, jax.Array],
+    x_t: jax.Array,
+    y: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """Loss and metrics of one model on a whole split, plus its predictions."""
-    logits, output = forward(program, params, x_t, layout)
+    """Loss and metrics of one model on a whole split, plus its predictions: Keras'
+    `evaluate`, so batch norm uses the moving statistics."""
+    logits, output, _ = forward(program, params, x_t, layout, state)
     weights = jnp.ones_like(y)
     per_row = losses.per_example_loss(program.loss, logits, output, y, program.bce_form)
     scores = [losses.weighted_mean(per_row, weights)]
@@ -235,12 +266,14 @@ def _evaluate(
 
 
 def _unit_stats(
-    program: Program, params: Params, layout: dict[str, jax.Array], x_t: jax.Array
+    program: Program, params: Params, state: State, layout: dict[str, jax.Array], x_t: jax.Array
 ) -> dict[str, jax.Array]:
-    """Dead and saturated fractions of each hidden slot on inputs x_t [features, rows]."""
+    """Dead and saturated fractions of each hidden slot on inputs x_t [features, rows],
+    as the model predicts them (batch norm with the moving statistics; a residual
+    layer's activation before its input is added)."""
     if not program.model.hidden:
         return {"dead_fraction": jnp.zeros((0,)), "saturated_fraction": jnp.zeros((0,))}
-    _, activations = forward_layers(program, params, x_t, layout)
+    _, activations, _ = forward_layers(program, params, x_t, layout, state)
     hidden = activations[:-1]
     if program.packing is None:
         kinds = [activation_kind(layer.activation) for layer in program.model.hidden]
@@ -278,7 +311,9 @@ def _all_finite(tree: Any) -> jax.Array:
 
 def _stages(program: Program, hp: dict[str, jax.Array]) -> tuple[optax.GradientTransformation, ...]:
     n_layers = len(program.model.layers)
-    return build_clipping(program.optimizer, hp, n_layers), build_optimizer(program.optimizer, hp)
+    tensors = (*TENSORS, *BATCH_NORM_TENSORS) if program.model.has_state else TENSORS
+    clipping = build_clipping(program.optimizer, hp, n_layers, tensors)
+    return clipping, build_optimizer(program.optimizer, hp)
 
 
 def initial_opt_state(program: Program, params: Params, hyperparameters: dict[str, jax.Array]):
@@ -301,6 +336,7 @@ def _nan_like(tree: Any) -> Any:
 def train_program(
     program: Program,
     params: Params,
+    state: State,
     opt_state: Any,
     hyperparameters: dict[str, jax.Array],
     layout: dict[str, jax.Array],
@@ -324,25 +360,29 @@ def train_program(
     (first_epoch 0) ignores `opt_state` and starts fresh; the chunk that reaches
     n_epochs also evaluates the final weights.
 
-    params, opt_state, hyperparameters and layout (packed programs: each model's slots,
-    see slot_layout; else empty) lead with [M]; variant [M] picks each model's data;
+    params, state (moving statistics, see stablelearn.model), opt_state,
+    hyperparameters and layout (packed programs: each model's slots, see slot_layout;
+    else empty) lead with [M]; variant [M] picks each model's data;
     train_x [V, N, F]; train_y [V, N]; test_x_t [V, F, Nt]; test_y [V, Nt];
     batch_rows [C, S, M, B] row indices; batch_weights [S, B] (0 marks padding).
     """
     n_train = train_y.shape[1]
     train_x_t = jnp.swapaxes(train_x, 1, 2)
 
-    def model_step(params, opt_state, acc, hp, layout, v, rows, weights, step):
+    def model_step(params, state, opt_state, acc, hp, layout, v, rows, weights, step):
         # one gather of whole rows; indexing the variant first would copy its full split
         x_t = train_x[v, rows].T
         y = train_y[v, rows]
 
         def batch_loss(p):
-            logits, output = forward(program, p, x_t, layout)
+            logits, output, new_state = forward(
+                program, p, x_t, layout, state, weights, training=True
+            )
             per_row = losses.per_example_loss(program.loss, logits, output, y, program.bce_form)
-            return losses.weighted_mean(per_row, weights), output
+            return losses.weighted_mean(per_row, weights), (output, new_state)
 
-        (loss, output), grads = jax.value_and_grad(batch_loss, has_aux=True)(params)
+        # the moving statistics come out as data: the gradient is the parameters' alone
+        (loss, (output, state)), grads = jax.value_and_grad(batch_loss, has_aux=True)(params)
         clip, optimizer = _stages(program, hp)
         clipped, clip_state = clip.update(grads, opt_state[0])
         updates, optimizer_state = optimizer.update(clipped, opt_state[1], params)
@@ -356,52 +396,57 @@ def train_program(
         if program.telemetry:
             seen = clipped if program.optimizer.clip_modes else None
             acc = telemetry.accumulate(acc, grads, seen, loss, step)
-        new_state = (clip_state, optimizer_state)
-        return optax.apply_updates(params, updates), new_state, acc, jnp.stack(sums)
+        new_opt_state = (clip_state, optimizer_state)
+        return optax.apply_updates(params, updates), state, new_opt_state, acc, jnp.stack(sums)
 
-    steps = jax.vmap(model_step, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None))
+    steps = jax.vmap(model_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None))
     evaluate = jax.vmap(
-        lambda p, lay, v, x_t, y: _evaluate(program, p, lay, x_t[v], y[v]),
-        in_axes=(0, 0, 0, None, None),
+        lambda p, s, lay, v, x_t, y: _evaluate(program, p, s, lay, x_t[v], y[v]),
+        in_axes=(0, 0, 0, 0, None, None),
     )
-    activations = jax.vmap(lambda p, lay, v: _unit_stats(program, p, lay, train_x_t[v]))
+    activations = jax.vmap(lambda p, s, lay, v: _unit_stats(program, p, s, lay, train_x_t[v]))
     n_steps = batch_weights.shape[0]
     epoch_stats = jax.vmap(lambda acc, start, end: telemetry.epoch_stats(acc, start, end, n_steps))
 
     def step(carry, xs):
-        params, opt_state, acc = carry
+        params, state, opt_state, acc = carry
         rows, weights, index = xs
-        params, opt_state, acc, sums = steps(
-            params, opt_state, acc, hyperparameters, layout, variant, rows, weights, index
+        params, state, opt_state, acc, sums = steps(
+            params, state, opt_state, acc, hyperparameters, layout, variant, rows, weights, index
         )
-        return (params, opt_state, acc), sums
+        return (params, state, opt_state, acc), sums
 
     # dead/saturated units need a forward pass over the whole training split; in long
     # runs it is taken every `stride` epochs (about 100 samples) and on the last epoch
     stride = jnp.maximum(1, -(-n_epochs // ACTIVATION_SAMPLES))
 
-    def unit_stats(params, index):
+    def unit_stats(params, state, index):
         def measure():
-            return activations(params, layout, variant)
+            return activations(params, state, layout, variant)
 
         due = (index % stride == stride - 1) | (index == n_epochs - 1) | (stride == 1)
         return jax.lax.cond(due, measure, lambda: _nan_like(jax.eval_shape(measure)))
 
     def train_epoch(carry, rows, index):
-        start, opt_state = carry
+        start, state, opt_state = carry
         acc = jax.vmap(telemetry.init_accumulator)(start) if program.telemetry else ()
         xs = (rows, batch_weights, jnp.arange(n_steps))
-        (params, opt_state, acc), sums = jax.lax.scan(step, (start, opt_state, acc), xs)
+        (params, state, opt_state, acc), sums = jax.lax.scan(
+            step, (start, state, opt_state, acc), xs
+        )
         means = sums.sum(axis=0) / n_train
         scores = [means[:, 0]]
         scores += [losses.finish_metric(m, means[:, i + 1]) for i, m in enumerate(program.metrics)]
         out = {"train": jnp.stack(scores, axis=1)}
-        out["finite"] = jax.vmap(_all_finite)(params) & jnp.isfinite(means[:, 0])
+        out["finite"] = jax.vmap(_all_finite)((params, state)) & jnp.isfinite(means[:, 0])
         if program.validation:
-            out["val"], _ = evaluate(params, layout, variant, test_x_t, test_y)
+            out["val"], _ = evaluate(params, state, layout, variant, test_x_t, test_y)
         if program.telemetry:
-            out["telemetry"] = {**epoch_stats(acc, start, params), **unit_stats(params, index)}
-        return (params, opt_state), out
+            out["telemetry"] = {
+                **epoch_stats(acc, start, params),
+                **unit_stats(params, state, index),
+            }
+        return (params, state, opt_state), out
 
     def epoch(carry, xs):
         rows, index = xs
@@ -420,11 +465,11 @@ def train_program(
         lambda: opt_state,
     )
     xs = (batch_rows, first_epoch + jnp.arange(batch_rows.shape[0]))
-    (params, opt_state), history = jax.lax.scan(epoch, (params, opt_state), xs)
+    (params, state, opt_state), history = jax.lax.scan(epoch, (params, state, opt_state), xs)
 
     def final_scores():
-        train_scores, train_pred = evaluate(params, layout, variant, train_x_t, train_y)
-        test_scores, test_pred = evaluate(params, layout, variant, test_x_t, test_y)
+        train_scores, train_pred = evaluate(params, state, layout, variant, train_x_t, train_y)
+        test_scores, test_pred = evaluate(params, state, layout, variant, test_x_t, test_y)
         return {
             "train_scores": train_scores,
             "test_scores": test_scores,
@@ -434,7 +479,7 @@ def train_program(
 
     last = first_epoch + batch_rows.shape[0] >= n_epochs
     scores = jax.lax.cond(last, final_scores, lambda: _nan_like(jax.eval_shape(final_scores)))
-    return {"history": history, "params": params, "opt_state": opt_state, **scores}
+    return {"history": history, "params": params, "state": state, "opt_state": opt_state, **scores}
 
 
 jitted_train = jax.jit(train_program, static_argnums=0)

@@ -35,7 +35,7 @@ from stablelearn.engine.program import (
 from stablelearn.engine.weights import initial_params, slot_params
 from stablelearn.errors import ConfigError
 from stablelearn.interrupts import Stopped
-from stablelearn.model import MLP, Params
+from stablelearn.model import MLP, Params, State, split_state
 from stablelearn.optim import Optimizer, stack_hyperparameters
 from stablelearn.results import GroupOutput, TrainResult
 from stablelearn.runs import Run, TrainConfig
@@ -48,6 +48,7 @@ class GroupInputs:
     B batch rows, N/Nt train/test rows, F features."""
 
     params: Params
+    state: State  # moving statistics of batch-normalized layers ({} for the others)
     hyperparameters: dict[str, np.ndarray]
     layout: dict[str, np.ndarray]  # packed programs: [M, slots] each (see slot_layout)
     opt_state: Any  # a placeholder shaped like the optimizer state; chunk 0 starts fresh
@@ -64,10 +65,12 @@ class GroupInputs:
     def batch_weights(self) -> np.ndarray:  # [S, B], 0 marks padding
         return self.batches.weights
 
-    def as_args(self, params: Any, opt_state: Any, rows: np.ndarray, first_epoch: int) -> tuple:
+    def as_args(
+        self, params: Any, state: Any, opt_state: Any, rows: np.ndarray, first_epoch: int
+    ) -> tuple:
         """The training program's arguments for the chunk starting at `first_epoch`."""
         return (
-            params, opt_state, self.hyperparameters, self.layout, self.variant, self.train_x,
+            params, state, opt_state, self.hyperparameters, self.layout, self.variant, self.train_x,
             self.train_y, self.test_x_t, self.test_y, rows, self.batch_weights,
             np.int32(first_epoch), np.int32(self.epochs),
         )  # fmt: skip
@@ -76,7 +79,7 @@ class GroupInputs:
         """Arguments shaped like every chunk's, for compiling ahead of time."""
         steps, batch = self.batch_weights.shape
         rows = np.zeros((self.chunk_epochs, steps, self.batches.n_models, batch), np.int32)
-        return self.as_args(self.params, self.opt_state, rows, 0)
+        return self.as_args(self.params, self.state, self.opt_state, rows, 0)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -121,6 +124,7 @@ def group_inputs(
     start = time.perf_counter()
     if params is None:
         params = initial_params(runs) if program.packing is None else slot_params(runs, program)
+    params, state = split_state(program.model, params, (len(runs),))
     batches = BatchStream(
         [int(r.seed) for r in runs], len(first.data.train_y), config.batch_size, config.shuffle
     )
@@ -131,6 +135,7 @@ def group_inputs(
     )
     inputs = GroupInputs(
         params=params,
+        state=state,
         hyperparameters=hyperparameters,
         layout=_layout(runs, program),
         opt_state=opt_state,
@@ -225,7 +230,7 @@ def _run_chunks(
     Returns the last chunk's outputs and the history recorded over all chunks."""
     inputs = group.inputs
     size, epochs = inputs.chunk_epochs, inputs.epochs
-    params, opt_state = inputs.params, inputs.opt_state
+    params, state, opt_state = inputs.params, inputs.state, inputs.opt_state
     recorder = HistoryRecorder(epochs, inputs.batches.n_models, inputs.steps_per_epoch)
     out = None
     rows = _padded(inputs.batches.next(min(size, epochs)), size)
@@ -233,14 +238,16 @@ def _run_chunks(
         if stop is not None and stop.is_set():
             raise Stopped(f"stopped at epoch {first} of {epochs}")
         interrupts.check()
-        out = group.executable(*inputs.as_args(params, opt_state, rows, first))
-        params, opt_state = out["params"], out["opt_state"]
+        out = group.executable(*inputs.as_args(params, state, opt_state, rows, first))
+        params, state, opt_state = out["params"], out["state"], out["opt_state"]
         if first + size < epochs:  # drawn on the host while the chunk trains
             rows = _padded(inputs.batches.next(min(size, epochs - first - size)), size)
         real = min(size, epochs - first)
         recorder.add(first, jax.tree.map(lambda a, n=real: np.asarray(a)[:n], out["history"]))
     assert out is not None
-    kept = {k: v for k, v in out.items() if k not in ("history", "opt_state")}  # state stays
+    kept = {
+        k: v for k, v in out.items() if k not in ("history", "opt_state")
+    }  # optimizer state stays
     return jax.tree.map(np.asarray, kept), recorder
 
 
@@ -269,6 +276,8 @@ def execute(group: CompiledGroup, stop: threading.Event | None = None) -> GroupO
     if telemetry:
         telemetry = {k: v for k, v in telemetry.items() if k != "first_bad_step"}
         telemetry["first_nonfinite_step"] = recorder.first_nonfinite_step
+    # moving statistics are reported with their layer's weights, as Keras' get_weights
+    params = tuple({**p, **s} for p, s in zip(out["params"], out["state"], strict=True))
     return GroupOutput(
         indices=group.indices,
         history_epochs=recorder.kept,
@@ -279,7 +288,7 @@ def execute(group: CompiledGroup, stop: threading.Event | None = None) -> GroupO
         test_scores=out["test_scores"],
         train_predictions=out["train_pred"],
         test_predictions=out["test_pred"],
-        params=tuple(out["params"]),
+        params=params,
         model_layers=model_layers,
         telemetry=telemetry,
         prepare_s=group.prepare_s,

@@ -8,7 +8,7 @@ import numpy as np
 from stablelearn.engine.compilation import compiled
 from stablelearn.engine.program import Program, model_slots
 from stablelearn.initializers import Initializer, sample
-from stablelearn.model import MLP, Params
+from stablelearn.model import MLP, Params, batch_norm_params
 from stablelearn.runs import Run
 
 
@@ -61,7 +61,13 @@ def init_ensemble(model: MLP, seeds: Sequence[int]) -> Params:
         for index, (kernel, bias) in enumerate(layers):
             drawn[index]["kernel"].append(kernel(keys[index, 0]))
             drawn[index]["bias"].append(bias(keys[index, 1]))
-    return tuple({name: np.stack(values) for name, values in layer.items()} for layer in drawn)
+    return tuple(
+        {
+            **{name: np.stack(values) for name, values in layer_drawn.items()},
+            **batch_norm_params(layer, np, (len(seeds),)),
+        }
+        for layer, layer_drawn in zip(model.layers, drawn, strict=True)
+    )
 
 
 def initial_params(runs: Sequence[Run]) -> Params:

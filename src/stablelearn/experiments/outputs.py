@@ -170,6 +170,11 @@ def _config(result: ExperimentResult) -> dict[str, Any]:
                                 "bias_initializer": str(layer.bias_initializer),
                             }
                             | ({} if layer.use_bias else {"use_bias": False})
+                            | {
+                                name: True
+                                for name in ("batch_norm", "residual")
+                                if getattr(layer, name)
+                            }
                             for layer in v.variant.model.layers
                         ],
                         "optimizer": {

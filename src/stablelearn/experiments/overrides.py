@@ -65,7 +65,9 @@ def layer_table(layer: Dense) -> dict[str, Any]:
         "kernel_initializer": initializer_table(layer.kernel_initializer),
         "bias_initializer": initializer_table(layer.bias_initializer),
     }
-    return table if layer.use_bias else table | {"use_bias": False}
+    if not layer.use_bias:
+        table["use_bias"] = False
+    return table | {name: True for name in ("batch_norm", "residual") if getattr(layer, name)}
 
 
 def model_table(model: MLP) -> dict[str, Any]:

@@ -6,11 +6,19 @@ from typing import Any
 
 from stablelearn.data import Scaler, as_scaler
 from stablelearn.errors import ConfigError
-from stablelearn.model import MLP, Dense
+from stablelearn.model import MLP, Dense, skips_where_widths_match
 from stablelearn.optim import Optimizer, make_optimizer
 
 DATA_KEYS = {"input_scaler", "target_scaler"}
-LAYER_KEYS = ("units", "activation", "kernel_initializer", "bias_initializer", "use_bias")
+LAYER_KEYS = (
+    "units",
+    "activation",
+    "kernel_initializer",
+    "bias_initializer",
+    "use_bias",
+    "batch_norm",
+    "residual",
+)
 MODEL_KEYS = {"hidden", "depth", *LAYER_KEYS, "output"}
 
 
@@ -72,6 +80,8 @@ def parse_layer(source: str, table: Any, prefix: str) -> Dense:
         "kernel_initializer": fields.get("kernel_initializer", (str, dict), "glorot_uniform"),
         "bias_initializer": fields.get("bias_initializer", (str, dict), "zeros"),
         "use_bias": fields.get("use_bias", bool, True),
+        "batch_norm": fields.get("batch_norm", bool, False),
+        "residual": fields.get("residual", bool, False),
     }
     try:
         return Dense(**kwargs)
@@ -87,8 +97,11 @@ def parse_model(source: str, table: Any, n_features: int, prefix: str) -> MLP:
         depth = fields.get("depth", int)
         if depth < 0:
             raise fields.error("depth", f"must be zero or more, got {depth}.")
-        layer = {k: table[k] for k in LAYER_KEYS if k in table}
-        hidden = [parse_layer(source, layer, f"{prefix}(depth layer).")] * depth
+        layer = parse_layer(
+            source, {k: table[k] for k in LAYER_KEYS if k in table}, f"{prefix}(depth layer)."
+        )
+        # residual on a stack: around every layer whose input has its width
+        hidden = skips_where_widths_match(n_features, [layer] * depth, layer.residual)
     else:
         extra = sorted(set(table) & set(LAYER_KEYS))
         if extra:
@@ -100,7 +113,10 @@ def parse_model(source: str, table: Any, n_features: int, prefix: str) -> MLP:
             parse_layer(source, layer, f"{prefix}hidden[{i}].") for i, layer in enumerate(layers)
         ]
     output = parse_layer(source, fields.get("output", dict), f"{prefix}output.")
-    return MLP(n_features, tuple(hidden), output)
+    try:
+        return MLP(n_features, tuple(hidden), output)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {prefix.rstrip('.')}: {err}") from None
 
 
 def parse_optimizer(source: str, table: Any, prefix: str) -> Optimizer:

@@ -6,6 +6,7 @@ own script: `keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, clipnorm=1.0
 and arguments equal to Keras' defaults are left out (the learning rate is always shown).
 """
 
+import dataclasses
 from dataclasses import fields
 from typing import Any
 
@@ -22,6 +23,7 @@ _INITIALIZER_CLASSES = {
     for cls, name in INITIALIZER_CLASSES.items()
     if name in ("random_uniform", "random_normal")
 }
+_PARAMETRIC_LAYERS = {"leaky_relu": "LeakyReLU", "elu": "ELU"}
 _SCALERS = {"standard": "StandardScaler", "minmax": "MinMaxScaler", "robust": "RobustScaler"}
 
 
@@ -64,7 +66,11 @@ def initializer_code(init: Initializer) -> str:
 
 
 def layer_code(layer: Dense) -> str:
-    """The Keras layer(s) of one Dense spec; an activation with an argument becomes its layer."""
+    """The Keras layer(s) of one Dense spec; an activation with an argument becomes its
+    layer, batch norm sits between the Dense and its activation, and a residual layer is
+    the functional `x = Add()([x, block(x)])`."""
+    if layer.batch_norm or layer.residual:
+        return _block_code(layer)
     base, value = parse_activation(layer.activation)
     args = [str(layer.units)]
     if value is None and base != "linear":
@@ -78,9 +84,34 @@ def layer_code(layer: Dense) -> str:
     code = f"keras.layers.Dense({', '.join(args)})"
     if value is not None:
         argument = PARAMETRIC_ARGUMENTS[base][0]
-        name = {"leaky_relu": "LeakyReLU", "elu": "ELU"}[base]
-        code += f", keras.layers.{name}({argument}={_number(value)})"
+        code += f", keras.layers.{_PARAMETRIC_LAYERS[base]}({argument}={_number(value)})"
     return code
+
+
+def _activation_layer(name: str) -> str | None:
+    """The Keras layer that applies activation `name` on its own (None for linear)."""
+    base, value = parse_activation(name)
+    if base == "linear":
+        return None
+    if value is None:
+        return f"keras.layers.Activation({base!r})"
+    argument = PARAMETRIC_ARGUMENTS[base][0]
+    return f"keras.layers.{_PARAMETRIC_LAYERS[base]}({argument}={_number(value)})"
+
+
+def _block_code(layer: Dense) -> str:
+    """Dense (linear) -> BatchNormalization() -> activation, applied to x, inside an Add
+    for a residual layer."""
+    plain = layer_code(
+        dataclasses.replace(layer, activation="linear", batch_norm=False, residual=False)
+    )
+    calls = [plain] + ["keras.layers.BatchNormalization()"] * layer.batch_norm
+    activation = _activation_layer(layer.activation)
+    calls += [activation] if activation else []
+    applied = "x"
+    for call in calls:
+        applied = f"{call}({applied})"
+    return f"x = keras.layers.Add()([x, {applied}])" if layer.residual else f"x = {applied}"
 
 
 def hidden_code(model: MLP) -> str:
