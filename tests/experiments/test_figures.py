@@ -140,6 +140,14 @@ class FakeTrain:
     def n_models(self) -> int:
         return len(self.diverged_epoch)
 
+    @property
+    def epochs(self) -> int:
+        return self.telemetry["grad_norm"].shape[1]
+
+    @property
+    def history_epochs(self) -> np.ndarray:
+        return np.arange(1, self.epochs + 1)
+
 
 def fake_telemetry(
     layers: int, models: int = 3, epochs: int = 40, activation: str = "relu", seed: int = 0

@@ -178,8 +178,9 @@ def test_models_csv_has_one_row_per_model_in_summary_order(combined):
 def test_history_npz_has_one_curve_per_model_and_epoch(combined):
     folder, results, _, _ = combined
     with np.load(folder / "input-scaling" / "history.npz") as h:
-        assert sorted(h.files) == ["diverged_epoch", "loss", "repeat", "seed", "variant"]
+        assert sorted(h.files) == ["diverged_epoch", "epoch", "loss", "repeat", "seed", "variant"]
         assert h["loss"].shape == (3 * REPEATS, EPOCHS)  # validation = false: no val_loss
+        assert h["epoch"].tolist() == list(range(1, EPOCHS + 1))  # every epoch: a short run
         assert list(h["variant"]) == [n for n in ("unscaled", "normalized", "standardized")
                                       for _ in range(REPEATS)]  # fmt: skip
         assert list(h["seed"]) == [0, 1] * 3 and list(h["repeat"]) == [0, 1] * 3
@@ -188,7 +189,8 @@ def test_history_npz_has_one_curve_per_model_and_epoch(combined):
         )
     with np.load(folder / "tanh-1" / "history.npz") as h:
         curves = ["accuracy", "loss", "val_accuracy", "val_loss"]
-        assert sorted(set(h.files) - {"diverged_epoch", "repeat", "seed", "variant"}) == curves
+        labels = {"diverged_epoch", "epoch", "repeat", "seed", "variant"}
+        assert sorted(set(h.files) - labels) == curves
         assert all(h[name].shape == (REPEATS, EPOCHS) for name in curves)
         assert np.all((h["accuracy"] >= 0) & (h["accuracy"] <= 1))
     with np.load(folder / "unscaled-mlp" / "history.npz") as h:
