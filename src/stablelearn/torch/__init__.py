@@ -18,7 +18,7 @@ __all__ = ["TorchSpec", "from_torch", "spec_from_file", "watch"]
 
 def __getattr__(name: str) -> Any:
     if name == "watch":
-        from stablelearn.torch.watch import watch
+        from stablelearn.torch.hooks import watch
 
         return watch
     if name == "spec_from_file":
