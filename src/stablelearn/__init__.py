@@ -25,6 +25,7 @@ _SOURCES = {
     "stablelearn.model": ("MLP", "Dense"),
     "stablelearn.optim": ("SGD", "Adam", "RMSprop", "make_optimizer"),
     "stablelearn.results": ("Timing", "TrainResult"),
+    "stablelearn.torch.convert": ("TorchSpec", "from_torch"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from stablelearn.model import MLP, Dense
     from stablelearn.optim import SGD, Adam, RMSprop, make_optimizer
     from stablelearn.results import Timing, TrainResult
+    from stablelearn.torch.convert import TorchSpec, from_torch
 
 
 def __getattr__(name: str):
@@ -79,11 +81,13 @@ __all__ = [
     "Scaler",
     "StablelearnError",
     "Timing",
+    "TorchSpec",
     "TrainConfig",
     "TrainResult",
     "enable_compile_cache",
     "fit",
     "from_keras",
+    "from_torch",
     "init_ensemble",
     "lesson_circles",
     "lesson_regression",

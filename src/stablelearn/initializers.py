@@ -5,6 +5,12 @@ fan_in is the last axis and fan_out the one before it. The variance-scaling fami
 follows Keras exactly: uniform draws use limit sqrt(3 * scale / n); "normal" draws
 are a normal truncated at two standard deviations whose stddev is divided by
 0.87962566 to keep the target variance (JAX's `variance_scaling` does the same).
+
+PyTorch's default `nn.Linear` initialization (torch/nn/modules/linear.py) is two named
+initializers: `torch_linear` for the kernel, Kaiming uniform with a = sqrt(5), which is
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (variance scaling 1/3, fan_in, uniform), and
+`torch_linear_bias(fan_in=n)` for the bias, the same bound from the kernel's fan_in,
+given as an argument because a bias alone does not know its layer's inputs.
 """
 
 import math
@@ -26,11 +32,13 @@ VARIANCE_SCALING = {
     "he_normal": (2.0, "fan_in", "truncated_normal"),
     "lecun_uniform": (1.0, "fan_in", "uniform"),
     "lecun_normal": (1.0, "fan_in", "truncated_normal"),
+    "torch_linear": (1.0 / 3.0, "fan_in", "uniform"),
 }
 # name -> Keras default arguments
 _PARAMETRIC = {
     "random_uniform": {"minval": -0.05, "maxval": 0.05},
     "random_normal": {"mean": 0.0, "stddev": 0.05},
+    "torch_linear_bias": {"fan_in": 1.0},
 }
 _CONSTANT = {"zeros", "ones"}
 INITIALIZERS = (*VARIANCE_SCALING, *_PARAMETRIC, *_CONSTANT)
@@ -67,6 +75,12 @@ class Initializer:
             )
         if self.name == "random_normal" and not kwargs["stddev"] > 0:
             raise ConfigError(f"random_normal needs stddev > 0, got {kwargs['stddev']}.")
+        if self.name == "torch_linear_bias" and not (
+            kwargs["fan_in"] >= 1 and float(kwargs["fan_in"]).is_integer()
+        ):
+            raise ConfigError(
+                f"torch_linear_bias needs a positive integer fan_in, got {kwargs['fan_in']}."
+            )
 
     @property
     def kwargs(self) -> dict[str, float]:
@@ -88,6 +102,11 @@ def random_uniform(minval: float = -0.05, maxval: float = 0.05) -> Initializer:
 def random_normal(mean: float = 0.0, stddev: float = 0.05) -> Initializer:
     """Keras `RandomNormal(mean, stddev)` (not truncated, as in Keras)."""
     return Initializer("random_normal", (("mean", mean), ("stddev", stddev)))
+
+
+def torch_linear_bias(fan_in: int) -> Initializer:
+    """PyTorch's default `nn.Linear` bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    return Initializer("torch_linear_bias", (("fan_in", float(fan_in)),))
 
 
 def as_initializer(value: "str | Mapping[str, Any] | Initializer") -> Initializer:
@@ -126,4 +145,7 @@ def sample(init: Initializer, key: "jax.Array", shape: tuple[int, ...]) -> "jax.
         )
     if init.name == "random_normal":
         return kwargs["mean"] + kwargs["stddev"] * jax.random.normal(key, shape, jnp.float32)
+    if init.name == "torch_linear_bias":
+        bound = 1.0 / math.sqrt(kwargs["fan_in"])
+        return jax.random.uniform(key, shape, jnp.float32, minval=-bound, maxval=bound)
     return jnp.full(shape, 1.0 if init.name == "ones" else 0.0, jnp.float32)

@@ -19,6 +19,17 @@ Keras facts this module follows (keras/src/optimizers/):
   adds it after. They differ only while sqrt(v_hat) is comparable to 1e-7; we use
   Optax's `adam` with Keras' epsilon 1e-7 and document the difference here.
 
+PyTorch's forms (torch/optim/), for models converted by stablelearn.torch:
+- SGD: b <- momentum * b + (1 - dampening) * g, with b = g at the first step; w <- w - lr * b
+  (nesterov: w <- w - lr * (g + momentum * b)). Without dampening this is the Keras
+  update above; `dampening` > 0 selects `torch_momentum`, the dampened form.
+- RMSprop: epsilon outside the square root, g / (sqrt(v) + eps) (`epsilon_in_sqrt=False`);
+  momentum buffers the scaled gradient as Keras and Optax do.
+- Adam: epsilon added to sqrt(v_hat) after bias correction: exactly Optax's `adam`.
+- clip_grad_norm_ is global_clipnorm (PyTorch divides by norm + 1e-6, a relative
+  difference of 1e-6 / norm) and clip_grad_value_ is clipvalue.
+FORM_DEFAULTS holds these settings at their Keras values, which tables and labels omit.
+
 This module also owns the one rule about clipping in configuration tables: Keras takes
 a single clip mode, so setting one replaces any other (`with_clipping`).
 
@@ -49,6 +60,8 @@ if TYPE_CHECKING:
 
 Threshold = float | tuple[float, ...] | None
 CLIP_MODES = ("clipnorm", "clipvalue", "global_clipnorm")
+# PyTorch-only settings at their Keras values: left out of tables and labels
+FORM_DEFAULTS: dict[str, Any] = {"dampening": 0.0, "epsilon_in_sqrt": True}
 
 
 def _normalize_threshold(owner: str, name: str, value: Any) -> Threshold:
@@ -125,18 +138,26 @@ class _Clipping:
 
 @dataclass(frozen=True)
 class SGD(_Clipping):
-    """Keras `SGD(learning_rate=0.01, momentum=0.0, nesterov=False)`."""
+    """Keras `SGD(learning_rate=0.01, momentum=0.0, nesterov=False)`; `dampening` is
+    PyTorch's (0: the Keras update)."""
 
-    CONSTRAINTS: ClassVar[dict[str, Interval]] = {"learning_rate": POSITIVE, "momentum": UNIT}
+    CONSTRAINTS: ClassVar[dict[str, Interval]] = {
+        "learning_rate": POSITIVE,
+        "momentum": UNIT,
+        "dampening": UNIT,
+    }
 
     learning_rate: float = 0.01
     momentum: float = 0.0
     nesterov: bool = False
+    dampening: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not isinstance(self.nesterov, bool):  # "yes" would turn it on, [] crash
             raise ConfigError(f"SGD nesterov must be true or false, got {self.nesterov!r}.")
+        if self.nesterov and self.dampening:  # PyTorch refuses it too
+            raise ConfigError("SGD nesterov needs dampening 0, as in PyTorch.")
 
 
 @dataclass(frozen=True)
@@ -158,7 +179,8 @@ class Adam(_Clipping):
 
 @dataclass(frozen=True)
 class RMSprop(_Clipping):
-    """Keras `RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7)`."""
+    """Keras `RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7)`;
+    `epsilon_in_sqrt=False` is PyTorch's form, g / (sqrt(v) + epsilon)."""
 
     CONSTRAINTS: ClassVar[dict[str, Interval]] = {
         "learning_rate": POSITIVE,
@@ -171,6 +193,14 @@ class RMSprop(_Clipping):
     rho: float = 0.9
     momentum: float = 0.0
     epsilon: float = 1e-7
+    epsilon_in_sqrt: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.epsilon_in_sqrt, bool):
+            raise ConfigError(
+                f"RMSprop epsilon_in_sqrt must be true or false, got {self.epsilon_in_sqrt!r}."
+            )
 
 
 Optimizer = SGD | Adam | RMSprop
@@ -230,6 +260,8 @@ class OptimizerStructure:
     kind: type
     nesterov: bool = False
     clip_modes: tuple[str, ...] = field(default=())
+    dampened: bool = False  # some model uses PyTorch's dampened momentum
+    epsilon_in_sqrt: bool = True
 
 
 def optimizer_structure(optimizers: Sequence[Optimizer]) -> OptimizerStructure:
@@ -237,12 +269,15 @@ def optimizer_structure(optimizers: Sequence[Optimizer]) -> OptimizerStructure:
     first = optimizers[0]
     kinds = {type(o) for o in optimizers}
     nesterov = {getattr(o, "nesterov", False) for o in optimizers}
-    if len(kinds) > 1 or len(nesterov) > 1:
+    in_sqrt = {getattr(o, "epsilon_in_sqrt", True) for o in optimizers}
+    if len(kinds) > 1 or len(nesterov) > 1 or len(in_sqrt) > 1:
         raise ConfigError(
-            "Models trained as one ensemble must use the same optimizer type and nesterov flag."
+            "Models trained as one ensemble must use the same optimizer type, nesterov flag "
+            "and epsilon placement."
         )
     modes = tuple(m for m in CLIP_MODES if any(getattr(o, m) is not None for o in optimizers))
-    return OptimizerStructure(type(first), nesterov.pop(), modes)
+    dampened = any(getattr(o, "dampening", 0.0) for o in optimizers)
+    return OptimizerStructure(type(first), nesterov.pop(), modes, dampened, in_sqrt.pop())
 
 
 def stack_hyperparameters(
@@ -317,12 +352,35 @@ def build_clipping(
     return optax.chain(*clipping) if clipping else optax.identity()
 
 
+def torch_momentum(momentum: "jax.Array", dampening: "jax.Array") -> "optax.GradientTransformation":
+    """PyTorch's SGD momentum buffer: b <- momentum * b + (1 - dampening) * g, b = g at
+    the first step (torch/optim/sgd.py), so dampening never scales the first gradient."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    def init(params):
+        return (jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params))
+
+    def update(updates, state, params=None):
+        count, buffers = state
+        # without momentum PyTorch keeps no buffer, so dampening does nothing
+        scale = jnp.where((count == 0) | (momentum == 0), 1.0, 1.0 - dampening)
+        buffers = jax.tree.map(lambda b, g: momentum * b + scale * g, buffers, updates)
+        return buffers, (count + 1, buffers)
+
+    return optax.GradientTransformation(init, update)
+
+
 def build_optimizer(
     structure: OptimizerStructure, hp: Mapping[str, "jax.Array"]
 ) -> "optax.GradientTransformation":
     """The optimizer stage alone: SGD, Adam or RMSprop with this model's numbers."""
     import optax
 
+    if structure.kind is SGD and structure.dampened:
+        momentum = torch_momentum(hp["momentum"], hp["dampening"])
+        return optax.chain(momentum, optax.scale_by_learning_rate(hp["learning_rate"]))
     if structure.kind is SGD:
         return optax.sgd(hp["learning_rate"], momentum=hp["momentum"], nesterov=structure.nesterov)
     if structure.kind is Adam:
@@ -331,7 +389,7 @@ def build_optimizer(
         hp["learning_rate"],
         decay=hp["rho"],
         eps=hp["epsilon"],
-        eps_in_sqrt=True,
+        eps_in_sqrt=structure.epsilon_in_sqrt,
         momentum=hp["momentum"],
     )
 
@@ -339,11 +397,15 @@ def build_optimizer(
 def describe(optimizer: Optimizer) -> str:
     """A short label such as 'SGD(lr=0.01, momentum=0.9, clipnorm=1)'."""
     parts = [
-        f"{name}={getattr(optimizer, name):g}" for name in hyperparameter_names(type(optimizer))
+        f"{name}={getattr(optimizer, name):g}"
+        for name in hyperparameter_names(type(optimizer))
+        if getattr(optimizer, name) != FORM_DEFAULTS.get(name)
     ]
     parts[0] = parts[0].replace("learning_rate", "lr")
     if getattr(optimizer, "nesterov", False):
         parts.append("nesterov")
+    if not getattr(optimizer, "epsilon_in_sqrt", True):
+        parts.append("epsilon outside sqrt")
     mode = optimizer.clip_mode
     if mode:
         parts.append(f"{mode}={getattr(optimizer, mode)}")

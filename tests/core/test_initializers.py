@@ -33,6 +33,7 @@ VARIANCE_SCALING = {
     "glorot_normal": (1.0, (FAN_IN + UNITS) / 2, "truncated_normal"),
     "lecun_uniform": (1.0, FAN_IN, "uniform"),
     "lecun_normal": (1.0, FAN_IN, "truncated_normal"),
+    "torch_linear": (1.0 / 3.0, FAN_IN, "uniform"),  # PyTorch nn.Linear: U(+-1/sqrt(fan_in))
 }
 
 
@@ -42,6 +43,7 @@ def test_variance_scaling_table_covers_every_keras_name():
         "random_normal",
         "zeros",
         "ones",
+        "torch_linear_bias",
     }
 
 

@@ -421,7 +421,7 @@ def test_stack_hyperparameters_has_model_axis():
     structure = optim.optimizer_structure(ensemble)
     assert structure == optim.OptimizerStructure(optim.SGD, False, ("clipnorm",))
     hp = optim.stack_hyperparameters(ensemble, structure, N_LAYERS)
-    assert set(hp) == {"learning_rate", "momentum", "clipnorm"}
+    assert set(hp) == {"learning_rate", "momentum", "dampening", "clipnorm"}
     np.testing.assert_allclose(hp["learning_rate"], [0.01, 0.1, 0.01])
     np.testing.assert_allclose(hp["momentum"], [0.9, 0.0, 0.0])
     np.testing.assert_array_equal(hp["clipnorm"], [[1.0, 1.0], [2.0, 3.0], [np.inf, np.inf]])
@@ -538,8 +538,34 @@ def test_wrong_number_of_per_layer_thresholds():
         [optim.SGD(), optim.Adam()],
         [optim.Adam(), optim.RMSprop()],
         [optim.SGD(momentum=0.9), optim.SGD(momentum=0.9, nesterov=True)],
+        [optim.RMSprop(), optim.RMSprop(epsilon_in_sqrt=False)],
     ],
 )
 def test_optimizer_structure_rejects_mixed_ensembles(ensemble):
-    with pytest.raises(ConfigError, match="same optimizer type and nesterov"):
+    with pytest.raises(ConfigError, match="same optimizer type, nesterov flag"):
         optim.optimizer_structure(ensemble)
+
+
+def test_dampened_momentum_is_pytorchs_buffer():
+    """PyTorch: b1 = g1, then b = mu * b + (1 - d) * g; w -= lr * b. Without momentum
+    dampening does nothing, as PyTorch keeps no buffer then."""
+    g1, g2, g3 = 1.0, 2.0, -1.0
+    for momentum, dampening in ((0.9, 0.3), (0.0, 0.5)):
+        opt = optim.SGD(learning_rate=0.1, momentum=momentum, dampening=dampening)
+        structure, hp = _hyperparameters([opt])
+        assert structure.dampened
+        tx = optim.build_optimizer(structure, hp)
+        state, steps, b = tx.init(jnp.zeros(1)), [], None
+        for g in (g1, g2, g3):
+            update, state = tx.update(jnp.asarray([g]), state)
+            b = g if b is None or momentum == 0 else momentum * b + (1 - dampening) * g
+            steps.append((float(update[0]), -0.1 * b))
+        np.testing.assert_allclose(*zip(*steps, strict=True), rtol=1e-6)
+
+
+def test_rmsprop_epsilon_outside_the_square_root():
+    opt = optim.RMSprop(learning_rate=1.0, rho=0.0, epsilon=1.0, epsilon_in_sqrt=False)
+    structure, hp = _hyperparameters([opt])
+    tx = optim.build_optimizer(structure, hp)
+    update, _ = tx.update(jnp.asarray([3.0]), tx.init(jnp.zeros(1)))
+    np.testing.assert_allclose(update, [-3.0 / (3.0 + 1.0)], rtol=1e-6)  # Keras: 3 / sqrt(10)

@@ -45,7 +45,9 @@ _Model = Annotated[
     Path | None,
     typer.Option(
         "--model",
-        help="Your saved Keras model (.keras): its Dense layers, compiled optimizer and loss.",
+        help="Your saved Keras model (.keras: its Dense layers, compiled optimizer and loss) "
+        "or PyTorch model (.pt: an nn.Sequential MLP, or a dict with its architecture, "
+        "optimizer and loss; see the README).",
     ),
 ]
 _Depth = Annotated[int | None, typer.Option(help="Hidden layers (default 1).")]

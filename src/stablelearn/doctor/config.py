@@ -17,6 +17,7 @@ from stablelearn.experiments import (
     settings_only,
     variant_tables,
 )
+from stablelearn.model_file import framework
 from stablelearn.optim import with_clipping
 from stablelearn.tables import load_table, table_stem
 from stablelearn.tasks import output_layer
@@ -147,7 +148,11 @@ def doctor_table(
         if getattr(flags, key) is not None:
             tables["data"][key] = getattr(flags, key)
     keras_model = Path(base["model_file"]).name if "model_file" in base else None
-    title = f"Your Keras model {keras_model}" if keras_model else "Your configuration"
+    title = (
+        f"Your {framework(keras_model)} model {keras_model}"
+        if keras_model
+        else "Your configuration"
+    )
     raw = settings_only(base) | {
         "id": base.get("id", doctor_id(data_path)),
         "title": base.get("title", f"{title} on {data_path.name}"),
@@ -155,7 +160,7 @@ def doctor_table(
         **tables,
         "figures": ["learning_curves", "gradients"],
     }
-    if keras_model:  # the loss form of the Keras backend, which the tables do not carry
+    if keras_model:  # the model's loss form, which the tables do not carry
         raw["bce_form"] = resolved.config.bce_form
     given = {k: v for k, v in asdict(flags).items() if v is not None}
     raw |= {k: given[k] for k in ("epochs", "batch_size", "repeats", "test_fraction") if k in given}

@@ -150,7 +150,7 @@ def _keras_configuration(
     flags: TrainFlags, n_features: int, task: str, settings: dict[str, Any]
 ) -> tuple[MLP, Optimizer, TrainConfig]:
     """The model, optimizer and training settings of a saved Keras model."""
-    from stablelearn.keras.convert import check_input_width, spec_from_file
+    from stablelearn.model_file import check_input_width, spec_from_file
 
     given = [
         f"--{name}"

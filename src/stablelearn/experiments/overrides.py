@@ -10,7 +10,7 @@ from stablelearn.data import Scaler
 from stablelearn.experiments.parse import LAYER_KEYS
 from stablelearn.initializers import Initializer
 from stablelearn.model import MLP, Dense
-from stablelearn.optim import CLIP_MODES, Optimizer, without_clipping
+from stablelearn.optim import CLIP_MODES, FORM_DEFAULTS, Optimizer, without_clipping
 
 if TYPE_CHECKING:
     from stablelearn.experiments.spec import Variant
@@ -80,7 +80,11 @@ def model_table(model: MLP) -> dict[str, Any]:
 
 def optimizer_table(optimizer: Optimizer) -> dict[str, Any]:
     """The [optimizer] table that parses back into `optimizer` (unset clipping left out)."""
-    fields = {k: v for k, v in asdict(optimizer).items() if v is not None}
+    fields = {
+        k: v
+        for k, v in asdict(optimizer).items()
+        if v is not None and not (k in FORM_DEFAULTS and v == FORM_DEFAULTS[k])
+    }
     fields = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
     return {"name": type(optimizer).__name__.lower(), **fields}
 

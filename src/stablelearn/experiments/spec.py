@@ -284,7 +284,7 @@ def _model_file(top: Fields, data: Dataset, base_dir: Path | None, dropped: tupl
         return None
     if "model" in top.table:
         raise top.error("model_file", "and [model] are alternatives; give one of them.")
-    from stablelearn.keras.convert import check_input_width, spec_from_file
+    from stablelearn.model_file import check_input_width, spec_from_file
 
     path = Path(name)
     if not path.is_absolute() and base_dir is not None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from stablelearn.diagnostics import Observation
 from stablelearn.doctor.report import SCHEMA_VERSION, finding_json
 from stablelearn.figures import note, save
 from stablelearn.io import atomic_folder, json_safe, write_json
@@ -56,20 +57,19 @@ def _backend() -> str:
     return keras.backend.backend()
 
 
-def _curves(monitor: Any, path: Path) -> Path:
-    """Training loss per epoch and each layer's gradient norm on the probe."""
-    obs = monitor.observation()
+def _curves(obs: Observation, path: Path, unit: str, where: str) -> Path:
+    """Training loss and each layer's gradient norm per recorded `unit` (epoch or step)."""
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     ax_loss, ax_grad = fig.subplots(1, 2)
     loss = obs.loss[0]
-    epochs = np.arange(1, loss.size + 1)
+    epochs = obs.epochs if obs.epochs is not None else np.arange(1, loss.size + 1)
     if np.isfinite(loss).any():
         ax_loss.plot(epochs, loss, color="#1f77b4")
         if np.nanmin(loss) > 0 and np.nanmax(loss) / np.nanmin(loss) > 100:
             ax_loss.set_yscale("log")
     else:
         note(ax_loss, "the loss was never finite")
-    ax_loss.set(title="Training loss", xlabel="epoch", ylabel="loss")
+    ax_loss.set(title="Training loss", xlabel=unit, ylabel="loss")
     grad = obs.telemetry["grad_norm"][0]
     for j, name in enumerate(obs.layer_names):
         values = grad[:, j]
@@ -81,16 +81,26 @@ def _curves(monitor: Any, path: Path) -> Path:
         ax_grad.legend(fontsize=7, ncols=2 if len(obs.layer_names) > 8 else 1)
     else:
         note(ax_grad, "no finite gradient recorded")
-    ax_grad.set(title="Gradient norm per layer (probe batch)", xlabel="epoch", ylabel="L2 norm")
+    ax_grad.set(title=f"Gradient norm per layer ({where})", xlabel=unit, ylabel="L2 norm")
     return save(fig, path)
 
 
 def write_monitor_report(monitor: Any, target: Path) -> Path:
+    doc = monitor_json(monitor)
+    title = f"stablelearn Monitor: {doc['configuration']['model']}"
+    obs = monitor.observation()
+    return write_report(doc, obs, target, title, ("epoch", doc["epochs"], "probe batch"))
+
+
+def write_report(
+    doc: dict[str, Any], obs: Observation, target: Path, title: str, last: tuple[str, int, str]
+) -> Path:
+    """diagnosis.json (`doc`), report.html and report.md; `last` is (the unit of the
+    recorded points, the last point, where gradients were measured) for the layer table."""
+    unit, point, where = last
     with atomic_folder(target) as folder:
-        doc = monitor_json(monitor)
         write_json(folder / "diagnosis.json", doc)
-        figure = _curves(monitor, folder / "training.png")
-        title = f"stablelearn Monitor: {doc['configuration']['model']}"
+        figure = _curves(obs, folder / "training.png", unit, where)
         findings = "".join(
             f"<li><b>{html.escape(f['title'])}</b> ({f['severity']}): {html.escape(f['message'])}</li>"
             for f in doc["findings"]
@@ -102,14 +112,14 @@ def write_monitor_report(monitor: Any, target: Path) -> Path:
             )
             + "</tr>"
             for row in doc["layers"]
-            if row["epoch"] == doc["epochs"]
+            if row[unit] == point
         )
         body = [
             f"<h1>{html.escape(title)}</h1>",
             "<pre>" + html.escape("\n".join(doc["summary"])) + "</pre>",
             f"<h2>Findings</h2><ul>{findings or '<li>none</li>'}</ul>",
             embedded_image(figure),
-            f"<h2>Layers at epoch {doc['epochs']}</h2>",
+            f"<h2>Layers at {unit} {point}</h2>",
             "<table><tr>" + "".join(f"<th>{c}</th>" for c in _COLUMNS) + f"</tr>{rows}</table>",
         ]
         (folder / "report.html").write_text(html_page(title, "\n".join(body)), encoding="utf-8")

@@ -1,0 +1,98 @@
+"""watch()'s cost: the user's own PyTorch loop plain, under stablelearn.torch.watch at its
+default schedule, and under torch.autograd.detect_anomaly (PyTorch's own NaN finder).
+
+Two models on CPU: the lesson's regression MLP (20-25-1, 512 rows, batch 32, SGD with
+momentum) and a small CNN (two 3x3 convolutions with ReLU on 1,024 1x16x16 images,
+batch 32). Each variant trains `--epochs` epochs from the same weights after a one-epoch
+warm-up; variants are interleaved over `--repeats` rounds and the median and best time
+per variant are reported with their ratios to the plain loop.
+
+    python benchmarks/bench_torch_watch.py --epochs 5 --repeats 5 --threads 1
+"""
+
+import argparse
+import contextlib
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from stablelearn.torch import watch
+
+
+def mlp_case():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 20, generator=g)
+    y = x @ torch.randn(20, generator=g)
+    model = nn.Sequential(nn.Linear(20, 25), nn.ReLU(), nn.Linear(25, 1))
+    return model, x, y, lambda out, yb: nn.functional.mse_loss(out[:, 0], yb)
+
+
+def cnn_case():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 1, 16, 16, generator=g)
+    y = (x.mean(dim=(1, 2, 3)) > 0).long()
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 4 * 4, 2),
+    )  # fmt: skip
+    return model, x, y, nn.functional.cross_entropy
+
+
+def train(model, x, y, loss_fn, epochs, variant):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    handle = watch(model) if variant == "watch" else None
+    context = (
+        torch.autograd.detect_anomaly() if variant == "detect_anomaly" else contextlib.nullcontext()
+    )
+    start = time.perf_counter()
+    with context:
+        for _ in range(epochs):
+            for i in range(0, len(x), 32):
+                optimizer.zero_grad()
+                loss = loss_fn(model(x[i : i + 32]), y[i : i + 32])
+                loss.backward()
+                optimizer.step()
+                if handle is not None:
+                    handle.loss(loss)
+    if handle is not None:
+        handle.sync()
+        handle.close()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    variants = ("plain", "watch", "detect_anomaly")
+    for name, case in (("MLP 20-25-1", mlp_case), ("CNN 2x conv3x3", cnn_case)):
+        model, x, y, loss_fn = case()
+        initial = {k: v.clone() for k, v in model.state_dict().items()}
+        times = {v: [] for v in variants}
+        for variant in variants:  # warm-up
+            model.load_state_dict(initial)
+            train(model, x, y, loss_fn, 1, variant)
+        for _ in range(args.repeats):
+            for variant in variants:
+                model.load_state_dict(initial)
+                times[variant].append(train(model, x, y, loss_fn, args.epochs, variant))
+        steps = args.epochs * -(-len(x) // 32)
+        base_median, base_best = statistics.median(times["plain"]), min(times["plain"])
+        print(f"{name}: {steps} steps per run, {args.repeats} runs, {args.threads} thread(s)")
+        for variant in variants:
+            median, best = statistics.median(times[variant]), min(times[variant])
+            print(
+                f"  {variant:15s} median {median * 1e3 / steps:7.3f} ms/step "
+                f"(x{median / base_median:.3f})  best {best * 1e3 / steps:7.3f} ms/step "
+                f"(x{best / base_best:.3f})"
+            )
+
+
+if __name__ == "__main__":
+    main()
