@@ -42,6 +42,7 @@ class Interval:
         return f"{left}{self.low:g}, {self.high:g}{right}"
 
 
+FLOAT32_MAX = 3.4028234663852886e38
 POSITIVE = Interval(0.0, math.inf, "neither")
 UNIT = Interval(0.0, 1.0, "both")  # momentum
 UNIT_OPEN_HIGH = Interval(0.0, 1.0, "left")  # decay rates such as beta_1 and rho
@@ -52,6 +53,10 @@ def check_in(owner: str, name: str, value: Any, interval: Interval) -> float:
     """`value` as a float if it is a finite number inside `interval`, else a ConfigError."""
     if not is_number(value) or not math.isfinite(value):
         raise ConfigError(f"{owner} {name} must be a finite number, got {value!r}.")
+    if abs(value) > FLOAT32_MAX:  # training runs in float32: it would become inf
+        raise ConfigError(
+            f"{owner} {name} must be within float32's range (|x| <= 3.4e38), got {value!r}."
+        )
     if value not in interval:
         raise ConfigError(f"{owner} {name} must be in {interval}, got {value!r}.")
     return float(value)

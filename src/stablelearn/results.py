@@ -74,7 +74,9 @@ def divergence_record(diverged_epoch: int) -> dict[str, Any]:
 def _original_unit_scores(
     data: Any, predictions: np.ndarray, targets: np.ndarray
 ) -> dict[str, float]:
-    y_hat = data.target_to_original(predictions)
+    # a diverged model predicts inf or NaN, which scikit-learn's inverse transform refuses
+    finite = np.isfinite(predictions)
+    y_hat = np.where(finite, data.target_to_original(np.where(finite, predictions, 0.0)), np.nan)
     y = data.target_to_original(targets)
     with np.errstate(over="ignore", invalid="ignore"):
         mse = float(np.mean((y_hat - y) ** 2))

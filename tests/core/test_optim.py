@@ -569,3 +569,10 @@ def test_rmsprop_epsilon_outside_the_square_root():
     tx = optim.build_optimizer(structure, hp)
     update, _ = tx.update(jnp.asarray([3.0]), tx.init(jnp.zeros(1)))
     np.testing.assert_allclose(update, [-3.0 / (3.0 + 1.0)], rtol=1e-6)  # Keras: 3 / sqrt(10)
+
+
+def test_hyperparameters_beyond_float32_are_refused_in_one_sentence():
+    """Training runs in float32: a learning rate of 1e300 would silently become inf."""
+    with pytest.raises(ConfigError, match=r"SGD learning_rate must be within float32's range"):
+        optim.SGD(1e300)
+    assert optim.SGD(1e30).learning_rate == 1e30  # large, but a float32

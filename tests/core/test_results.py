@@ -67,3 +67,12 @@ def test_a_multiclass_target_needs_as_many_softmax_units_as_classes():
     two = sl.MLP(2, (), sl.Dense(2, "softmax"))
     with pytest.raises(sl.ConfigError, match="must have 3 unit"):
         sl.Run(two, sl.SGD(), data, config=sl.TrainConfig.for_task("multiclass"))
+
+
+def test_original_unit_scores_of_a_diverged_model_are_nan_not_an_error(scaled_target):
+    """scikit-learn's inverse transform refuses inf; a diverged model predicts it."""
+    from stablelearn.results import _original_unit_scores
+
+    predictions = np.full(len(scaled_target.test_y), np.inf)
+    scores = _original_unit_scores(scaled_target, predictions, scaled_target.test_y)
+    assert all(np.isnan(v) for v in scores.values())
