@@ -48,8 +48,10 @@ from stablelearn.engine.budget import Estimate, format_seconds
 from stablelearn.experiments import Experiment, load_mapping, settings_only, variant_tables
 from stablelearn.experiments.runner import ExperimentResult, estimate_experiments, run_experiment
 from stablelearn.keras.code import keras_changes
+from stablelearn.model_file import framework
 from stablelearn.stats import PairedComparison, compare_paired
 from stablelearn.tasks import is_classification
+from stablelearn.torch.code import torch_changes
 
 __all__ = ["ALPHA", "Diagnosis", "Score", "Stage", "held_out_scores", "run_doctor"]
 
@@ -114,12 +116,19 @@ class Diagnosis:
     def recommended_trial(self) -> Trial | None:
         return self.search.best if self.recommended is not None else None
 
-    def keras_code(self) -> list[str]:
-        """The recommended change as the Keras / scikit-learn code to write."""
+    @property
+    def framework(self) -> str:
+        """Whose code the user writes: PyTorch for a .pt model file, else Keras (the lesson's)."""
+        model_file = self.experiment.raw.get("model_file")
+        return framework(model_file) if model_file else "Keras"
+
+    def code(self) -> list[str]:
+        """The recommended change as the Keras or PyTorch (and scikit-learn) code to write."""
         trial = self.recommended_trial
         if trial is None:
             return []
-        return keras_changes(self.experiment.variants[0], trial.first.variant)
+        changes = torch_changes if self.framework == "PyTorch" else keras_changes
+        return changes(self.experiment.variants[0], trial.first.variant)
 
 
 # --- scoring ----------------------------------------------------------------------------------

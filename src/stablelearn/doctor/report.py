@@ -76,7 +76,7 @@ def summary_lines(diagnosis: Diagnosis) -> list[str]:
             f"(p10 {best.p10:.4g}, p90 {best.p90:.4g}) vs {base.median:.4g} for your configuration; "
             f"{best.diverged}/{best.n} diverged vs {base.diverged}/{base.n}."
         )
-        lines += [f"  In Keras: {line}" for line in diagnosis.keras_code()]
+        lines += [f"  In {diagnosis.framework}: {line}" for line in diagnosis.code()]
     elif len(diagnosis.scores) > 1:
         lines.append(
             "No repair measurably beat your configuration (a paired improvement with "
@@ -156,7 +156,9 @@ def diagnosis_json(diagnosis: Diagnosis, toml_name: str) -> dict[str, Any]:
             else {
                 "name": diagnosis.recommended.name,
                 "tables": diagnosis.recommended.tables,
-                "keras_code": diagnosis.keras_code(),
+                "framework": diagnosis.framework,
+                "code": diagnosis.code(),
+                "keras_code": diagnosis.code() if diagnosis.framework == "Keras" else [],
                 "file": toml_name,
             },
             "summary": summary_lines(diagnosis),
