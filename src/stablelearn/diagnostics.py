@@ -263,7 +263,7 @@ def detect_not_learning(result: Observed) -> Finding | None:
         f"{mask.sum()} of {obs.n_models} models end no better than a constant prediction "
         f"(final training loss {np.median(final):.4g} vs {base:.4g} for the best constant).",
         {**_models(obs, mask), "baseline_loss": base, "final_loss_median": float(np.median(final))},
-        ("adam", "relu_he", "scale_inputs_standard", "fewer_layers"),
+        ("adam", "relu_he", "scale_inputs_standard", "fewer_layers", "batch_norm_residual"),
     )  # fmt: skip
 
 
@@ -328,7 +328,8 @@ def detect_vanishing(result: Observed) -> Finding | None:
         f"1/{1 / VANISHING_RATIO:.0f} of the output layer's (median ratio {np.median(ratio[mask]):.2g}).",
         {**_models(obs, mask), "ratio_min_hidden_to_output": [float(r) for r in ratio[mask]],
          "weakest_layers": sorted({names[i] for i in weakest})},
-        ("relu_he", "leaky_relu_he", "elu_he", "fewer_layers", "adam"),
+        ("relu_he", "leaky_relu_he", "elu_he", "batch_norm_residual", "fewer_layers", "adam",
+         "batch_norm", "residual"),
     )  # fmt: skip
 
 
@@ -367,7 +368,7 @@ def detect_dying_relu(result: Observed) -> Finding | None:
         f"layer's ReLUs output zero for every training example (layers {', '.join(extra['layers'][:6])}); "
         "no gradient flows through them.",
         {**_models(obs, mask), **extra},
-        ("leaky_relu_he", "elu_he", "fewer_layers", "lower_learning_rate"),
+        ("leaky_relu_he", "elu_he", "batch_norm_residual", "fewer_layers", "lower_learning_rate"),
     )  # fmt: skip
 
 

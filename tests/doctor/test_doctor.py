@@ -392,3 +392,15 @@ def test_no_findings_no_candidates(scaled_target_experiment):
 def test_candidate_holds_its_tables():
     c = Candidate("adam", {"optimizer": {"name": "adam"}})
     assert c.name == "adam" and c.tables["optimizer"]["name"] == "adam"
+
+
+def test_deeper_repairs_apply_to_deep_stacks_only():
+    deep = with_("model", hidden=BASE["model"]["hidden"][:1] * 5)
+    both = repair_tables("batch_norm_residual", deep, "binary")["model"]["hidden"]
+    assert all(layer["batch_norm"] for layer in both)
+    # the first layer's input is the data's features: no skip around it
+    assert [layer.get("residual", False) for layer in both] == [False, True, True, True, True]
+    assert "batch_norm" not in repair_tables("residual", deep, "binary")["model"]["hidden"][1]
+    assert deep == with_("model", hidden=BASE["model"]["hidden"][:1] * 5)  # left alone
+    shallow = with_("model", hidden=BASE["model"]["hidden"][:1] * 3)
+    assert repair_tables("batch_norm", shallow, "binary") is None

@@ -96,6 +96,29 @@ def _fewer_layers(tables: Tables, task: str) -> Tables | None:
     return tables
 
 
+DEEP = 4  # hidden layers from which normalization and skip connections are tried
+
+
+def _deeper(batch_norm: bool, residual: bool) -> Callable[[Tables, str], Tables | None]:
+    """Batch normalization and/or skip connections on a deep stack (DEEP or more hidden
+    layers): a skip goes around every hidden layer whose input has its own width."""
+
+    def apply(tables: Tables, task: str) -> Tables | None:
+        hidden = tables["model"]["hidden"] = [dict(layer) for layer in tables["model"]["hidden"]]
+        if len(hidden) < DEEP:
+            return None
+        width = None  # the first layer's input is the features: no skip there
+        for layer in hidden:
+            if batch_norm:
+                layer["batch_norm"] = True
+            if residual and width == layer["units"]:
+                layer["residual"] = True
+            width = layer["units"]
+        return tables
+
+    return apply
+
+
 REPAIRS: dict[str, Repair] = {
     r.id: r
     for r in (
@@ -111,6 +134,9 @@ REPAIRS: dict[str, Repair] = {
         Repair("leaky_relu_he", "leaky_relu + he_uniform", "leaky ReLU hidden layers with He initialization", _activation("leaky_relu")),
         Repair("elu_he", "elu + he_uniform", "ELU hidden layers with He initialization", _activation("elu")),
         Repair("fewer_layers", "fewer layers", "half as many hidden layers (at least one)", _fewer_layers),
+        Repair("batch_norm", "batch normalization", "BatchNormalization between each hidden Dense and its activation (Keras defaults)", _deeper(True, False)),
+        Repair("residual", "skip connections", "x + layer(x) around every hidden layer of equal width", _deeper(False, True)),
+        Repair("batch_norm_residual", "batch normalization + skip connections", "both, as residual networks use them", _deeper(True, True)),
     )
 }  # fmt: skip
 
