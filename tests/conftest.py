@@ -5,15 +5,18 @@ programs.
 tests/keras/ runs Keras on its JAX backend unless KERAS_BACKEND says otherwise, and is
 skipped where Keras (the keras extra) is not installed.
 
-The command line turns on JAX's persistent compilation cache in the user's cache folder;
-the tests turn it off (here, for this process and the commands it starts), so they never
-write there. tests/core/test_compile_cache.py points it at a temporary folder instead."""
+The command line turns on JAX's persistent compilation cache in the user's cache folder.
+The tests never write there: they point it at a folder of the system's temporary
+directory (here, for this process, the commands it starts and every pytest-xdist
+worker), so that a program compiled by one worker or command is loaded by the others.
+tests/core/test_compile_cache.py points it at folders of its own."""
 
 import contextlib
 import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +25,9 @@ import pytest
 import stablelearn as sl
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ["STABLELEARN_COMPILE_CACHE"] = "0"
+TEST_CACHE = Path(tempfile.gettempdir()) / f"stablelearn-tests-{os.getuid()}" / "jax"
+os.environ["STABLELEARN_COMPILE_CACHE"] = str(TEST_CACHE)
+sl.enable_compile_cache()
 collect_ignore = [] if importlib.util.find_spec("keras") else ["keras"]
 
 
