@@ -5,7 +5,10 @@ Two models on CPU: the lesson's regression MLP (20-25-1, 512 rows, batch 32, SGD
 momentum) and a small CNN (two 3x3 convolutions with ReLU on 1,024 1x16x16 images,
 batch 32). Each variant trains `--epochs` epochs from the same weights after a one-epoch
 warm-up; variants are interleaved over `--repeats` rounds and the median and best time
-per variant are reported with their ratios to the plain loop.
+per variant are reported with their ratios to the plain loop, and the median over rounds
+of each round's ratio ("paired": the plain and watched runs of a round ran seconds
+apart, so a slow spell of a shared machine, which moved unpaired ratios by +-15%
+between identical runs here, affects both).
 
     python benchmarks/bench_torch_watch.py --epochs 5 --repeats 5 --threads 1
 """
@@ -74,7 +77,7 @@ def main() -> None:
     for name, case in (("MLP 20-25-1", mlp_case), ("CNN 2x conv3x3", cnn_case)):
         model, x, y, loss_fn = case()
         initial = {k: v.clone() for k, v in model.state_dict().items()}
-        times = {v: [] for v in variants}
+        times: dict[str, list[float]] = {v: [] for v in variants}
         for variant in variants:  # warm-up
             model.load_state_dict(initial)
             train(model, x, y, loss_fn, 1, variant)
@@ -83,14 +86,17 @@ def main() -> None:
                 model.load_state_dict(initial)
                 times[variant].append(train(model, x, y, loss_fn, args.epochs, variant))
         steps = args.epochs * -(-len(x) // 32)
-        base_median, base_best = statistics.median(times["plain"]), min(times["plain"])
         print(f"{name}: {steps} steps per run, {args.repeats} runs, {args.threads} thread(s)")
+        base = times["plain"]
         for variant in variants:
-            median, best = statistics.median(times[variant]), min(times[variant])
+            ours = times[variant]
+            median, best = statistics.median(ours), min(ours)
+            paired = statistics.median(o / b for o, b in zip(ours, base, strict=True))
             print(
                 f"  {variant:15s} median {median * 1e3 / steps:7.3f} ms/step "
-                f"(x{median / base_median:.3f})  best {best * 1e3 / steps:7.3f} ms/step "
-                f"(x{best / base_best:.3f})"
+                f"(x{median / statistics.median(base):.3f})  best "
+                f"{best * 1e3 / steps:7.3f} ms/step (x{best / min(base):.3f})  "
+                f"paired x{paired:.3f}"
             )
 
 

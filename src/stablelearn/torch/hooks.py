@@ -16,7 +16,7 @@ under torch.no_grad is not counted). What is recorded:
   device). The first non-finite one is localized: the deepest module whose weights the
   previous update made non-finite (backward), else the first module whose output on
   that batch is non-finite (forward; the batch is run again under no_grad to find it);
-- every `every` steps (step 1, 1 + every, ...), per module with parameters of its own (a
+- every `every` steps (step 1, 1 + every, ...; 100 by default), per module with parameters of its own (a
   Linear, a Conv...), with hooks registered for that step only: the gradient's L2 norm
   and largest |entry| (as accumulated, before any clipping), the weight norm, the
   update/weight ratio ||w_after - w_before|| / ||w_before|| of that step's update, and
@@ -130,8 +130,7 @@ class Watch:
         self._current: _Sample | None = None
         self._before: list[list[Any]] | None = None
         self._last_layer = -1
-        self._loss_sum: Any = None
-        self._loss_count = 0
+        self._losses: list[Any] = []  # since the last sample, detached, on their device
         self._localizing = False
         self._handles = [
             model.register_forward_pre_hook(self._on_step),
@@ -184,8 +183,7 @@ class Watch:
         a non-finite output is localized at once; elsewhere it waits for the next sync."""
         if not self._training() or self._localizing or not isinstance(out, torch.Tensor):
             return
-        with torch.no_grad():
-            largest = torch.linalg.vector_norm(out.detach(), math.inf)
+        largest = torch.linalg.vector_norm(out.detach(), math.inf)  # detached: no graph
         if out.device.type != "cpu":
             self._pending.append((self.step, -1, "forward", largest))
         elif self.first_nonfinite is None and not math.isfinite(float(largest)):
@@ -246,10 +244,9 @@ class Watch:
             self._current.units[j] = unit_fractions(self.kinds[j], out.detach())
 
     def loss(self, value: Any) -> None:
-        """Record this step's training loss (a tensor; added on its device, not read back)."""
-        value = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-        self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
-        self._loss_count += 1
+        """Record this step's training loss (a tensor: kept on its device, not read back;
+        summed once per sample, which costs less than adding every step)."""
+        self._losses.append(value.detach() if isinstance(value, torch.Tensor) else float(value))
 
     # --- between steps ------------------------------------------------------------------------
 
@@ -264,9 +261,10 @@ class Watch:
                 now = [p.detach() for p in m.parameters(recurse=False)]
                 moved = _norm([a - b for a, b in zip(now, old, strict=True)])
                 sample.update_ratio.append(moved / torch.clamp(_norm(old), min=1e-12))
-        if self._loss_count:
-            sample.loss = self._loss_sum / self._loss_count
-            self._loss_sum, self._loss_count = None, 0
+        if self._losses:
+            means = [torch.as_tensor(v, dtype=torch.float32).mean() for v in self._losses]
+            sample.loss = torch.stack(means).mean()
+            self._losses = []
         self._samples.append(sample)
         self._current = self._before = None
         self._unwatch_layers()
@@ -401,7 +399,7 @@ class Watch:
 def watch(
     model: Any,
     *,
-    every: int = 20,
+    every: int = 100,
     sync_every: int = 100,
     stop_on: str | None = None,
     baseline_loss: float | None = None,
