@@ -73,3 +73,14 @@ def test_estimates_combine_in_sequence_and_in_parallel():
 
 def test_available_memory_is_positive():
     assert budget.available_memory() > 2**20
+
+
+def test_batch_normalized_layers_cost_more_to_compile(scaled_target):
+    plain = sl.MLP.stack(20, 6, 5, "relu")
+    normalized = sl.MLP.stack(20, 6, 5, "relu", batch_norm=True)
+    config = sl.TrainConfig(epochs=2)
+    costs = [
+        budget.estimate_runs([sl.Run(m, sl.SGD(0.01), scaled_target, 0, config)]).compile_s
+        for m in (plain, normalized)
+    ]
+    assert costs[1] == pytest.approx(costs[0] + 6 * budget.BATCH_NORM_COMPILE_S)

@@ -18,7 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stablelearn.engine.history import recorded_epochs
-from stablelearn.engine.plan import COMPILE_LAYER_S, COMPILE_S, plan_programs
+from stablelearn.engine.plan import (
+    BATCH_NORM_COMPILE_S,
+    COMPILE_LAYER_S,
+    COMPILE_S,
+    plan_programs,
+)
 from stablelearn.errors import ResourceError
 from stablelearn.model import MLP
 from stablelearn.runs import Run
@@ -167,7 +172,9 @@ def group_estimate(runs: Sequence[Run]) -> Estimate:
         models=models,
         model_steps=models * steps,
         programs=1,
-        compile_s=COMPILE_S + COMPILE_LAYER_S * layers,
+        compile_s=COMPILE_S
+        + COMPILE_LAYER_S * layers
+        + BATCH_NORM_COMPILE_S * sum(layer.batch_norm for layer in model.hidden),
         train_s=steps * step_seconds(models, model, batch),
         peak_bytes=BASE_BYTES + memory,
     )
