@@ -9,7 +9,16 @@ import pytest
 from stablelearn.diagnostics import Finding
 from stablelearn.doctor import search as search_module
 from stablelearn.doctor.repairs import Candidate, candidate_repairs
-from stablelearn.doctor.search import ALPHA, LOOKS, USER, Batch, Budget, Trial, search_repairs
+from stablelearn.doctor.search import (
+    ALPHA,
+    LOOKS,
+    USER,
+    Batch,
+    Budget,
+    Planned,
+    Trial,
+    search_repairs,
+)
 from stablelearn.engine.budget import Estimate
 
 TABLES = {
@@ -34,14 +43,16 @@ class FakeTrainer:
         self.seconds_per_model = seconds_per_model
         self.trained: list[tuple[str, int, int]] = []
 
-    def estimate(self, candidates, first_seed, repeats):
+    def plan(self, candidates, first_seed, repeats):
         models = len(candidates) * repeats
-        return Estimate(models=models, train_s=models * self.seconds_per_model)
+        estimate = Estimate(models=models, train_s=models * self.seconds_per_model)
+        return Planned(tuple(candidates), first_seed, repeats, estimate)
 
-    def train(self, candidates, first_seed, repeats, what):
+    def train(self, planned, what):
+        first_seed, repeats = planned.first_seed, planned.repeats
         seeds = np.arange(first_seed, first_seed + repeats)
         batches = []
-        for c in candidates:
+        for c in planned.candidates:
             self.trained.append((c.name, first_seed, repeats))
             level = self.levels.get(c.path, 10.0)
             scores = level + 0.01 * seeds
@@ -56,7 +67,7 @@ class FakeTrainer:
 
 def user_trial(trainer):
     user = Trial(Candidate(USER, copy.deepcopy(TABLES)))
-    user.batches += trainer.train([user.candidate], 0, REPEATS, "yours")
+    user.batches += trainer.train(trainer.plan([user.candidate], 0, REPEATS), "yours")
     return user
 
 

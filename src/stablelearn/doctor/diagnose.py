@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from stablelearn.diagnostics import Finding, diagnose
+from stablelearn.diagnostics import Finding
 from stablelearn.doctor.causes import CauseChain, cause_chain
 from stablelearn.doctor.repairs import MAX_CANDIDATES, Candidate
 from stablelearn.doctor.sample import MAX_ROWS, RowSample, on_sample, row_sample
@@ -40,7 +40,6 @@ from stablelearn.doctor.search import (
     SearchResult,
     Trainer,
     Trial,
-    data_findings,
     held_out_scores,
     search_repairs,
 )
@@ -246,11 +245,11 @@ def run_doctor(
     baseline = run_experiment(users)
     user_tables = variant_tables(experiment.variants[0])
     user = Trial(Candidate(USER, user_tables), [Batch.of(baseline.variants[0])])
-    findings = tuple(data_findings(experiment, user_tables) + diagnose(user.first.result))
     higher = is_classification(experiment.data.task)
     trainer = Trainer(
         experiment, sample, lambda what, n, estimate: announce(Stage(what, n, estimate))
     )
+    findings = trainer.diagnose(user)
     search = search_repairs(
         trainer, user, findings, experiment.data.task, higher, experiment.repeats, budget
     )

@@ -16,6 +16,7 @@ or the next training would not fit in the budget.
 """
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -181,16 +182,24 @@ class Budget:
 # --- training configurations ----------------------------------------------------------------
 
 
+@dataclass(frozen=True, eq=False)
+class Planned:
+    """Candidates ready to train on seeds first_seed .. first_seed + repeats - 1, with
+    what that will cost; `experiment` is what the trainer will run."""
+
+    candidates: tuple[Candidate, ...]
+    first_seed: int
+    repeats: int
+    estimate: Estimate
+    experiment: Any = None
+
+
 class Trains(Protocol):
-    """What the search needs to train and diagnose configurations."""
+    """What the search needs to plan, train and diagnose configurations."""
 
-    def estimate(
-        self, candidates: Sequence[Candidate], first_seed: int, repeats: int
-    ) -> Estimate: ...
+    def plan(self, candidates: Sequence[Candidate], first_seed: int, repeats: int) -> Planned: ...
 
-    def train(
-        self, candidates: Sequence[Candidate], first_seed: int, repeats: int, what: str
-    ) -> list[Batch]: ...
+    def train(self, planned: Planned, what: str) -> list[Batch]: ...
 
     def diagnose(self, trial: Trial) -> tuple[Finding, ...]: ...
 
@@ -204,7 +213,7 @@ class Trainer:
     on_training: Callable[[str, int, Estimate], None] = lambda what, n, estimate: None
     datasets: DatasetCache = field(default_factory=dict)  # the user's table, read once
 
-    def plan(self, candidates: Sequence[Candidate], first_seed: int, repeats: int) -> Experiment:
+    def plan(self, candidates: Sequence[Candidate], first_seed: int, repeats: int) -> Planned:
         raw = settings_only(self.experiment.raw)
         # variants merge into the top-level tables, so only the (required) model stays on
         # top; each candidate carries complete tables whose lists replace the model's
@@ -213,18 +222,14 @@ class Trainer:
         raw["variants"] = [{"name": c.name, **c.tables} for c in candidates]
         raw["repeats"] = repeats
         raw["seed"] = self.experiment.seed + first_seed
-        planned = load_mapping(raw, self.experiment.id, self.experiment.base_dir, self.datasets)
-        return on_sample(planned, self.sample)
+        loaded = load_mapping(raw, self.experiment.id, self.experiment.base_dir, self.datasets)
+        experiment = on_sample(loaded, self.sample)
+        estimate = estimate_experiments([experiment])
+        return Planned(tuple(candidates), first_seed, repeats, estimate, experiment)
 
-    def estimate(self, candidates: Sequence[Candidate], first_seed: int, repeats: int) -> Estimate:
-        return estimate_experiments([self.plan(candidates, first_seed, repeats)])
-
-    def train(
-        self, candidates: Sequence[Candidate], first_seed: int, repeats: int, what: str
-    ) -> list[Batch]:
-        planned = self.plan(candidates, first_seed, repeats)
-        self.on_training(what, len(candidates), estimate_experiments([planned]))
-        return [Batch.of(v) for v in run_experiment(planned).variants]
+    def train(self, planned: Planned, what: str) -> list[Batch]:
+        self.on_training(what, len(planned.candidates), planned.estimate)
+        return [Batch.of(v) for v in run_experiment(planned.experiment).variants]
 
     def diagnose(self, trial: Trial) -> tuple[Finding, ...]:
         return tuple(data_findings(self.experiment, trial.tables) + diagnose(trial.first.result))
@@ -293,17 +298,17 @@ def _add_seeds(trainer: Trains, trials: Sequence[Trial], target: int, budget: Bu
     short = [t for t in trials if t.n < target]
     if not short:
         return True
-    first = min(t.n for t in short)
-    estimate = trainer.estimate([t.candidate for t in short], first, target - first)
-    if not budget.allows(estimate):
-        return False
-    groups: dict[int, list[Trial]] = {}
+    groups: dict[int, list[Trial]] = {}  # by first missing seed: usually one group
     for trial in short:
         groups.setdefault(trial.n, []).append(trial)
-    for start, group in groups.items():
-        batches = trainer.train(
-            [t.candidate for t in group], start, target - start, "more seeds for the leaders"
-        )
+    plans = [
+        (group, trainer.plan([t.candidate for t in group], start, target - start))
+        for start, group in groups.items()
+    ]
+    if not budget.allows(functools.reduce(Estimate.then, (p.estimate for _, p in plans))):
+        return False
+    for group, planned in plans:
+        batches = trainer.train(planned, "more seeds for the leaders")
         for trial, batch in zip(group, batches, strict=True):
             trial.batches.append(dataclasses.replace(batch, variant=None))  # scores suffice
     return True
@@ -335,13 +340,14 @@ def search_repairs(
         if not candidates:
             stopped = "nothing left to try"
             break
-        if not budget.allows(trainer.estimate(candidates, 0, repeats)):
+        planned = trainer.plan(candidates, 0, repeats)
+        if not budget.allows(planned.estimate):
             stopped = "budget"
             break
         seen += [c.tables for c in candidates]
         trials = [Trial(c) for c in candidates]
         for trial, batch in zip(
-            trials, trainer.train(candidates, 0, repeats, f"repairs, step {number}"), strict=True
+            trials, trainer.train(planned, f"repairs, step {number}"), strict=True
         ):
             trial.batches.append(batch)
         comparisons, looks = compare_step(current, trials, higher_is_better), 1
