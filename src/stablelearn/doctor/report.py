@@ -113,6 +113,7 @@ def _path_lines(diagnosis: Diagnosis) -> list[str]:
 
 def diagnosis_json(diagnosis: Diagnosis, toml_name: str) -> dict[str, Any]:
     e = diagnosis.experiment
+    code = diagnosis.code()
     return json_safe(
         {
             "schema_version": SCHEMA_VERSION,
@@ -157,8 +158,8 @@ def diagnosis_json(diagnosis: Diagnosis, toml_name: str) -> dict[str, Any]:
                 "name": diagnosis.recommended.name,
                 "tables": diagnosis.recommended.tables,
                 "framework": diagnosis.framework,
-                "code": diagnosis.code(),
-                "keras_code": diagnosis.code() if diagnosis.framework == "Keras" else [],
+                "code": code,
+                "keras_code": code if diagnosis.framework == "Keras" else [],
                 "file": toml_name,
             },
             "summary": summary_lines(diagnosis),

@@ -141,14 +141,20 @@ def scaler_code(scaler: Scaler, part: str) -> str:
     )
 
 
-def keras_changes(before: Any, after: Any) -> list[str]:
-    """The code lines that turn configuration `before` into `after` (both have a model,
-    an optimizer, an input scaler and a target scaler, as experiments.Variant)."""
+def scaler_changes(before: Any, after: Any) -> list[str]:
+    """The scikit-learn lines for the scalers that differ (whatever the framework)."""
     lines = []
     if after.input_scaler != before.input_scaler:
         lines.append(f"inputs: {scaler_code(after.input_scaler, 'inputs')}")
     if after.target_scaler != before.target_scaler:
         lines.append(f"target: {scaler_code(after.target_scaler, 'target')}")
+    return lines
+
+
+def keras_changes(before: Any, after: Any) -> list[str]:
+    """The code lines that turn configuration `before` into `after` (both have a model,
+    an optimizer, an input scaler and a target scaler, as experiments.Variant)."""
+    lines = scaler_changes(before, after)
     if after.model.hidden != before.model.hidden:
         lines.append(f"hidden layers: {hidden_code(after.model)}")
     if after.model.output != before.model.output:

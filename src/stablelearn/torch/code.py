@@ -10,7 +10,7 @@ from typing import Any
 
 from stablelearn.activations import parse_activation
 from stablelearn.initializers import Initializer
-from stablelearn.keras.code import scaler_code
+from stablelearn.keras.code import scaler_changes
 from stablelearn.model import MLP, Dense
 from stablelearn.optim import SGD, Adam, Optimizer, RMSprop
 
@@ -114,11 +114,7 @@ def hidden_code(model: MLP) -> str:
 def torch_changes(before: Any, after: Any) -> list[str]:
     """The code lines that turn configuration `before` into `after` (as
     stablelearn.keras.code.keras_changes, in PyTorch)."""
-    lines = []
-    if after.input_scaler != before.input_scaler:
-        lines.append(f"inputs: {scaler_code(after.input_scaler, 'inputs')}")
-    if after.target_scaler != before.target_scaler:
-        lines.append(f"target: {scaler_code(after.target_scaler, 'target')}")
+    lines = scaler_changes(before, after)
     if after.model.hidden != before.model.hidden:
         lines.append(f"hidden layers: {hidden_code(after.model)}")
     if after.optimizer != before.optimizer:
