@@ -35,12 +35,17 @@ MIN_COMPILE_SECONDS = 0.1
 MAX_CACHE_BYTES = 2 * 1024**3
 
 
-def default_cache_folder() -> Path:
-    """$XDG_CACHE_HOME/stablelearn/jax, or ~/.cache/stablelearn/jax (the XDG base
-    directory rule: a relative XDG_CACHE_HOME is ignored)."""
+def stablelearn_cache_root() -> Path:
+    """$XDG_CACHE_HOME/stablelearn, or ~/.cache/stablelearn (the XDG base directory
+    rule: a relative XDG_CACHE_HOME is ignored)."""
     base = os.environ.get("XDG_CACHE_HOME", "")
     root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
-    return root / "stablelearn" / "jax"
+    return root / "stablelearn"
+
+
+def default_cache_folder() -> Path:
+    """The compilation cache's folder: <stablelearn_cache_root>/jax."""
+    return stablelearn_cache_root() / "jax"
 
 
 def cache_folder_from_env() -> Path | None:

@@ -59,11 +59,23 @@ def check_writable_file(path: str | os.PathLike) -> Path:
     return target
 
 
+@functools.cache
+def _umask() -> int:
+    """The process's umask (read once: reading it means setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _temporary_file(target: Path) -> tuple[int, str]:
-    """A new temporary file beside `target` (its parents created), or a ConfigError."""
+    """A new temporary file beside `target` (its parents created), or a ConfigError. It
+    gets the mode a plain new file gets (0644 under umask 022), not mkstemp's 0600, so
+    every file a run writes is readable alike."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())
+        return fd, name
     except OSError as err:
         raise cannot_write(target, err) from None
 
@@ -240,6 +252,7 @@ def atomic_folder(target: Path) -> Iterator[Path]:
             )
         try:
             partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{PARTIAL}"))
+            partial.chmod(0o777 & ~_umask())  # a plain folder's mode, not mkdtemp's 0700
         except OSError as err:
             raise cannot_write(target, err) from None
         try:

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,16 @@ def test_a_partial_folder_of_the_same_target_is_removed_on_the_next_run(tmp_path
     with atomic_folder(target) as folder:
         (folder / "x").write_text("1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_atomic_files_and_folders_get_the_modes_plain_ones_get(tmp_path):
+    """0644 / 0755 under umask 022, not mkstemp's 0600 and mkdtemp's 0700."""
+    old = os.umask(0o022)
+    try:
+        file = write_text_atomic(tmp_path / "a.txt", "x")
+        with atomic_folder(tmp_path / "run") as folder:
+            (folder / "b.txt").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(file.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755

@@ -1,0 +1,318 @@
+"""Interactive charts (Vega-Lite specs built with Altair) for the HTML reports.
+
+Every chart takes the width of its column, has labelled axes, shows values on hover,
+uses a colour-blind-safe palette, and switches to a log axis when its values span more
+than two decades. Long histories are thinned to at most MAX_POINTS epochs per curve (the
+first and last kept), and values are rounded to 4 significant digits, which keeps the
+reproduce report's data near 1 MB.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAX_POINTS = 150
+HEIGHT = 260
+# Okabe-Ito: distinguishable with every common colour-vision deficiency
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+@dataclass(frozen=True)
+class Band:
+    """One curve: a configuration's median over seeds per epoch and its p10-p90 band."""
+
+    name: str
+    split: str  # "train" or "validation"
+    epochs: np.ndarray
+    median: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def _alt():
+    import altair as alt
+
+    return alt
+
+
+def _round(value: Any) -> float | None:
+    v = float(value)
+    return float(f"{v:.4g}") if np.isfinite(v) else None
+
+
+def thin(n: int, limit: int = MAX_POINTS) -> np.ndarray:
+    """Indices of at most `limit` of n points, evenly spread, first and last kept."""
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
+
+
+def wants_log(values: Sequence[float] | np.ndarray) -> bool:
+    """Whether positive values span more than two decades."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    return v.size > 1 and v.min() > 0 and v.max() / v.min() > 100
+
+
+def _scale(log: bool):
+    alt = _alt()
+    return alt.Scale(type="log") if log else alt.Scale(zero=False)
+
+
+def _colours(names: Sequence[str]):
+    alt = _alt()
+    domain = list(dict.fromkeys(names))
+    return alt.Scale(domain=domain, range=[PALETTE[i % len(PALETTE)] for i in range(len(domain))])
+
+
+DATA = "values"  # the charts name their data; the rows are added after Altair's to_dict
+
+
+def _data():
+    """The chart's data by name: Altair then neither copies nor validates the rows, which
+    took most of a chart's build time."""
+    return _alt().Data(name=DATA)
+
+
+def _finish(chart, title: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    spec = (
+        chart.properties(title=title)
+        .configure_axis(labelFontSize=12, titleFontSize=13)
+        .configure_legend(labelFontSize=12, titleFontSize=12, orient="bottom", columns=3,
+                          labelLimit=260)
+        .configure_title(fontSize=14, anchor="start")
+        .configure_view(strokeWidth=0)
+        .to_dict(validate=False)
+    )  # fmt: skip
+    spec["autosize"] = {"type": "fit-x", "contains": "padding"}
+    spec["datasets"] = {DATA: list(rows)}
+    return spec
+
+
+def curves(bands: Sequence[Band], title: str, y_title: str, x_title: str = "epoch") -> dict:
+    """Median curves with their p10-p90 bands; hover shows every curve's value at an epoch,
+    clicking a legend entry highlights that configuration."""
+    alt = _alt()
+    rows = []
+    for b in bands:
+        for i in thin(len(b.epochs)):
+            rows.append({"configuration": b.name, "split": b.split, "epoch": int(b.epochs[i]),
+                         "median": _round(b.median[i]), "p10": _round(b.low[i]),
+                         "p90": _round(b.high[i])})  # fmt: skip
+    values = [r[k] for r in rows for k in ("median", "p10", "p90")]
+    log = wants_log([v for v in values if v is not None])
+    rows = [r for r in rows if r["median"] is not None]
+    data = _data()
+    pick = alt.selection_point(fields=["configuration"], bind="legend")
+    hover = alt.selection_point(fields=["epoch"], nearest=True, on="pointerover", empty=False)
+    colour = alt.Color("configuration:N", scale=_colours([b.name for b in bands]), title=None)
+    base = alt.Chart(data).encode(
+        x=alt.X("epoch:Q", title=x_title),
+        color=colour,
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+    )
+    y = alt.Y("median:Q", title=y_title, scale=_scale(log))
+    band = base.mark_area(opacity=0.15).encode(y=alt.Y("p10:Q", scale=_scale(log), title=y_title),
+                                               y2="p90:Q", opacity=alt.value(0.12))  # fmt: skip
+    splits = sorted({b.split for b in bands})
+    line = base.mark_line(strokeWidth=2).encode(
+        y=y,
+        strokeDash=alt.StrokeDash("split:N", title=None, sort=splits)
+        if len(splits) > 1
+        else alt.value([1, 0]),
+        detail="split:N",
+    )
+    tips = [alt.Tooltip("configuration:N"), alt.Tooltip("split:N"), alt.Tooltip("epoch:Q"),
+            alt.Tooltip("median:Q", format=".4g"), alt.Tooltip("p10:Q", format=".4g"),
+            alt.Tooltip("p90:Q", format=".4g")]  # fmt: skip
+    points = (
+        base.mark_point(size=60, filled=True)
+        .encode(y=y, opacity=alt.condition(hover, alt.value(1), alt.value(0)), tooltip=tips)
+        .add_params(hover)
+    )
+    rule = base.mark_rule(color="#888").encode(
+        opacity=alt.condition(hover, alt.value(0.5), alt.value(0)), color=alt.value("#888")
+    )
+    chart = (
+        alt.layer(band, line, points, rule)
+        .add_params(pick)
+        .properties(width="container", height=HEIGHT)
+    )
+    return _finish(chart, title, rows)
+
+
+def seed_curves(
+    name: str,
+    epochs: np.ndarray,
+    values: np.ndarray,
+    seeds: Sequence[int],
+    diverged_epoch: Sequence[int],
+    y_title: str,
+) -> dict:
+    """Every seed's curve ([seeds, epochs] `values`); diverged seeds are drawn in
+    vermillion up to their last finite value; hover names the seed."""
+    alt = _alt()
+    keep = thin(len(epochs))
+    rows = []
+    for s, seed in enumerate(seeds):
+        status = "diverged" if diverged_epoch[s] > 0 else "finished"
+        for i in keep:
+            v = _round(values[s, i])
+            if v is not None:
+                rows.append({"seed": int(seed), "status": status, "epoch": int(epochs[i]),
+                             "value": v})  # fmt: skip
+    log = wants_log([r["value"] for r in rows])
+    hover = alt.selection_point(fields=["seed"], on="pointerover", nearest=True)
+    colour = alt.Color("status:N", title=None,
+                       scale=alt.Scale(domain=["finished", "diverged"], range=[PALETTE[0], PALETTE[3]]))  # fmt: skip
+    base = alt.Chart(_data()).encode(
+        x=alt.X("epoch:Q", title="epoch"),
+        y=alt.Y("value:Q", title=y_title, scale=_scale(log)),
+        color=colour,
+        detail="seed:N",
+    )
+    lines = base.mark_line(strokeWidth=1.2).encode(
+        opacity=alt.condition(hover, alt.value(0.95), alt.value(0.25))
+    )
+    points = (
+        base.mark_point(size=25, filled=True, opacity=0)
+        .encode(
+            tooltip=[
+                alt.Tooltip("seed:N"),
+                alt.Tooltip("status:N"),
+                alt.Tooltip("epoch:Q"),
+                alt.Tooltip("value:Q", format=".4g", title=y_title),
+            ]
+        )
+        .add_params(hover)
+    )
+    chart = alt.layer(lines, points).properties(width="container", height=HEIGHT)
+    return _finish(chart, f"{name}: every seed", rows)
+
+
+def scores_strip(
+    names: Sequence[str],
+    scores: Sequence[np.ndarray],
+    seeds: Sequence[Sequence[int]],
+    score_title: str,
+    title: str,
+    highlight: str | None = None,
+) -> dict:
+    """One row per configuration, one dot per seed, a tick at the median; diverged seeds
+    (non-finite scores) are counted in the row's label. Hover names the seed."""
+    alt = _alt()
+    rows, labels = [], []
+    for name, values, group_seeds in zip(names, scores, seeds, strict=True):
+        values = np.asarray(values, float)
+        bad = int((~np.isfinite(values)).sum())
+        label = name + (f" ({bad}/{values.size} diverged)" if bad else "")
+        labels.append(label)
+        for seed, v in zip(group_seeds, values, strict=True):
+            r = _round(v)
+            if r is not None:
+                rows.append({"configuration": label, "seed": int(seed), "score": r,
+                             "recommended": name == highlight})  # fmt: skip
+    log = wants_log([r["score"] for r in rows])
+    y = alt.Y("configuration:N", sort=labels, title=None, axis=alt.Axis(labelLimit=320))
+    x = alt.X("score:Q", title=score_title, scale=_scale(log))
+    dots = alt.Chart(_data()).mark_circle(size=55, opacity=0.75).encode(
+        x=x, y=y, yOffset=alt.YOffset("jitter:Q", scale=alt.Scale(domain=[-1, 1])),
+        color=alt.condition("datum.recommended", alt.value(PALETTE[1]), alt.value(PALETTE[0])),
+        tooltip=[alt.Tooltip("configuration:N"), alt.Tooltip("seed:N"),
+                 alt.Tooltip("score:Q", format=".4g", title=score_title)],
+    ).transform_calculate(jitter="sin(datum.seed * 12.9898) * 0.6")  # fmt: skip
+    median = alt.Chart(_data()).mark_tick(
+        thickness=3, size=26, color="#1f2328"
+    ).encode(x=alt.X("median(score):Q", scale=_scale(log)), y=y,
+             tooltip=[alt.Tooltip("configuration:N"),
+                      alt.Tooltip("median(score):Q", format=".4g", title="median")])  # fmt: skip
+    chart = alt.layer(dots, median).properties(width="container", height=max(60, 34 * len(names)))
+    return _finish(chart, title, rows)
+
+
+def heat_map(
+    rows: Sequence[dict[str, Any]],
+    x: tuple[str, str],
+    y: tuple[str, str],
+    value: tuple[str, str],
+    title: str,
+    text: str | None = None,
+    higher_is_better: bool = True,
+) -> dict:
+    """A heat map of `rows` (dicts of x, y, value and text fields): x, y and value are
+    (field, axis title). Viridis colours; the printed values switch to white on dark
+    cells; hover shows the row."""
+    alt = _alt()
+    xf, xt = x
+    yf, yt = y
+    vf, vt = value
+    numbers = [r[vf] for r in rows if r.get(vf) is not None]
+    scheme = alt.Scale(scheme="viridis", reverse=not higher_is_better, type="log" if wants_log(numbers) else "linear")  # fmt: skip
+    base = alt.Chart(_data()).encode(
+        x=alt.X(f"{xf}:O", title=xt, sort=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y(f"{yf}:O", title=yt, sort=None),
+    )
+    tips = [alt.Tooltip(f"{xf}:O", title=xt), alt.Tooltip(f"{yf}:O", title=yt),
+            alt.Tooltip(f"{vf}:Q", title=vt, format=".4g")]  # fmt: skip
+    if text:
+        tips.append(alt.Tooltip(f"{text}:N", title="detail"))
+    cells = base.mark_rect().encode(
+        color=alt.Color(f"{vf}:Q", title=vt, scale=scheme), tooltip=tips
+    )
+    layers = [cells]
+    if numbers:
+        lo, hi = min(numbers), max(numbers)
+        middle = (lo + hi) / 2
+        dark = f"datum['{vf}'] {'<' if higher_is_better else '>'} {middle!r}"
+        labels = base.mark_text(fontSize=12).encode(
+            text=alt.Text(f"{vf}:Q", format=".3g"),
+            color=alt.condition(dark, alt.value("white"), alt.value("black")),
+            tooltip=tips,
+        )
+        layers.append(labels)
+    chart = alt.layer(*layers).properties(
+        width="container", height=max(120, 36 * len({r[yf] for r in rows}))
+    )
+    return _finish(chart, title, rows)
+
+
+def axis_lines(
+    rows: Sequence[dict[str, Any]],
+    x_title: str,
+    y_title: str,
+    title: str,
+    log_x: bool = False,
+    series_title: str | None = None,
+) -> dict:
+    """A metric against one axis of a sweep: rows hold x, series, median, low, high (the
+    median's confidence interval), n and diverged; one line with its interval per series,
+    hover shows the cell, a legend click highlights a series."""
+    alt = _alt()
+    clean = [r for r in rows if r.get("median") is not None]
+    numeric_x = all(isinstance(r["x"], int | float) for r in rows)
+    xtype = "Q" if numeric_x else "O"
+    log_y = wants_log([r["median"] for r in clean])
+    pick = alt.selection_point(fields=["series"], bind="legend")
+    names = list(dict.fromkeys(r["series"] for r in rows))
+    base = alt.Chart(_data()).encode(
+        x=alt.X(f"x:{xtype}", title=x_title, sort=None,
+                scale=alt.Scale(type="log") if (log_x and numeric_x) else alt.Undefined),
+        color=alt.Color("series:N", title=series_title, scale=_colours(names)),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+    )  # fmt: skip
+    y = alt.Y("median:Q", title=y_title, scale=_scale(log_y))
+    interval = base.mark_errorband(opacity=0.15) if numeric_x else base.mark_rule(strokeWidth=2)
+    interval = interval.encode(
+        y=alt.Y("low:Q", title=y_title, scale=_scale(log_y)),
+        y2="high:Q",
+        opacity=alt.condition(pick, alt.value(0.2), alt.value(0.04)),
+    )
+    tips = [alt.Tooltip("series:N", title=series_title or "series"), alt.Tooltip(f"x:{xtype}", title=x_title),
+            alt.Tooltip("median:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g", title="CI low"),
+            alt.Tooltip("high:Q", format=".4g", title="CI high"), alt.Tooltip("n:Q"),
+            alt.Tooltip("diverged:Q")]  # fmt: skip
+    line = base.mark_line(point=alt.OverlayMarkDef(size=70, filled=True)).encode(y=y, tooltip=tips)
+    chart = alt.layer(interval, line).add_params(pick).properties(width="container", height=HEIGHT)
+    return _finish(chart, title, clean)

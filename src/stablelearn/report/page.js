@@ -1,0 +1,73 @@
+// stablelearn report page: sortable tables, charts drawn as they come into view (and
+// when a drill-down opens), then <html data-interactive="true">.
+(function () {
+  "use strict";
+  const root = document.documentElement;
+
+  function compareCells(a, b, numeric, ascending) {
+    const sign = ascending ? 1 : -1;
+    if (numeric) {
+      const x = a.dataset.value, y = b.dataset.value;
+      if (x === undefined && y === undefined) return 0;
+      if (x === undefined) return 1; // missing values sort last either way
+      if (y === undefined) return -1;
+      return sign * (parseFloat(x) - parseFloat(y));
+    }
+    return sign * a.textContent.localeCompare(b.textContent, undefined, { numeric: true });
+  }
+
+  function makeSortable(table) {
+    const headers = Array.from(table.tHead.rows[0].cells);
+    headers.forEach(function (th, column) {
+      const button = th.querySelector("button.sort");
+      if (!button) return;
+      button.addEventListener("click", function () {
+        const ascending = th.getAttribute("aria-sort") !== "ascending";
+        headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        const body = table.tBodies[0];
+        const rows = Array.from(body.rows);
+        const numeric = rows.some(function (r) { return r.cells[column].dataset.value !== undefined; });
+        rows.sort(function (a, b) { return compareCells(a.cells[column], b.cells[column], numeric, ascending); });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  }
+  document.querySelectorAll("table.sortable").forEach(makeSortable);
+
+  function shown(div) { return !div.closest("details:not([open])"); }
+
+  function render(div) {
+    if (div.dataset.rendered || div.dataset.rendering) return Promise.resolve();
+    div.dataset.rendering = "true";
+    const spec = JSON.parse(document.getElementById(div.dataset.spec).textContent);
+    const options = { renderer: "svg", actions: false, tooltip: { theme: "light" } };
+    return window.vegaEmbed(div, spec, options)
+      .then(function () { div.dataset.rendered = "true"; })
+      .catch(function (err) {
+        div.textContent = "This chart could not be drawn: " + err.message;
+        console.error(err);
+      });
+  }
+
+  const charts = Array.from(document.querySelectorAll(".vega-chart"));
+  const near = 600; // px beyond the viewport that count as "in view"
+  const observer = new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) {
+      if (entry.isIntersecting && shown(entry.target)) {
+        observer.unobserve(entry.target);
+        render(entry.target);
+      }
+    });
+  }, { rootMargin: near + "px 0px" });
+  charts.forEach(function (div) { observer.observe(div); });
+  document.querySelectorAll("details").forEach(function (details) {
+    details.addEventListener("toggle", function () {
+      if (details.open) details.querySelectorAll(".vega-chart").forEach(render);
+    });
+  });
+  const first = charts.filter(function (div) {
+    return shown(div) && div.getBoundingClientRect().top < window.innerHeight + near;
+  });
+  Promise.all(first.map(render)).then(function () { root.dataset.interactive = "true"; });
+})();
