@@ -235,22 +235,33 @@ def test_claims_and_index_of_a_combined_run(combined):
     assert all(e["timing"]["compile_s"] >= 0 for e in index["experiments"])
 
 
+STATIC_FIGURES = {"gradients", "histograms", "target", "scatter"}
+
+
 def test_reports_embed_and_reference_every_figure(combined):
     folder = combined[0]
     page = (folder / "report.html").read_text(encoding="utf-8")
     markdown = (folder / "report.md").read_text(encoding="utf-8")
-    assert page.startswith("<!DOCTYPE html>") and "<h2>The lesson's claims</h2>" in page
-    figures = 0
+    assert page.startswith("<!DOCTYPE html>") and "The lesson's claims, each checked" in page
+    static = charts = 0
     for experiment_id, doc in summaries(folder).items():
         assert doc["figures"], experiment_id
         for name in doc["figures"]:
             png = (folder / experiment_id / name).read_bytes()
             assert png.startswith(b"\x89PNG\r\n\x1a\n")
-            assert f"data:image/png;base64,{base64.b64encode(png).decode()}" in page, name
-            assert f"![{name}]({experiment_id}/{name})" in markdown
-            figures += 1
-        assert f"`{experiment_id}`" in markdown
-    assert page.count("<img ") == figures == 10
+            all_diverged = all(v["diverged"] == v["n"] for v in doc["variants"])
+            if name == "learning_curves.png" and all_diverged:  # a sentence instead
+                assert "No loss curve to draw: every run diverged" in markdown
+            else:
+                assert f"]({experiment_id}/{name})" in markdown  # the PNGs, in the Markdown
+            if Path(name).stem in STATIC_FIGURES:  # inlined; the others are drawn as charts
+                assert f"data:image/png;base64,{base64.b64encode(png).decode()}" in page, name
+                static += 1
+            else:
+                charts += 1
+        assert f"id='{experiment_id}'" in page and f"#{experiment_id})" in markdown
+    assert page.count("<img alt=") == static and static + charts == 10
+    assert page.count("class='vega-chart'") >= charts
     assert "src='http" not in page and "src='/" not in page  # self-contained
 
 
@@ -263,9 +274,9 @@ def test_single_experiment_run_writes_into_the_folder_itself(single):
     assert [(e["id"], e["folder"]) for e in index["experiments"]] == [("standardized-target", ".")]
     assert [c.id for c in claims] == ["standardized-target-learns"]
     page = (folder / "report.html").read_text(encoding="utf-8")
-    png = (folder / "learning_curves.png").read_bytes()
+    png = (folder / "gradients.png").read_bytes()
     assert base64.b64encode(png).decode() in page
-    assert "![learning_curves.png](learning_curves.png)" in (folder / "report.md").read_text()
+    assert "](learning_curves.png)" in (folder / "report.md").read_text()
     assert "<title>MLP with a standardized target</title>" in page
 
 

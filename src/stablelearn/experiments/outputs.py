@@ -7,7 +7,6 @@ atomically by the caller (stablelearn.io.atomic_folder).
 """
 
 import csv
-import html
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +18,6 @@ from stablelearn.experiments.figures import experiment_figures
 from stablelearn.experiments.runner import ExperimentResult, VariantResult
 from stablelearn.io import json_safe, write_json
 from stablelearn.optim import describe
-from stablelearn.rendering import embedded_image, format_number, markdown_table
 from stablelearn.results import divergence_record
 from stablelearn.stats import summarize
 from stablelearn.tasks import metric_display_name
@@ -189,53 +187,6 @@ def _config(result: ExperimentResult) -> dict[str, Any]:
             },
         }
     )
-
-
-def variant_table_markdown(summary: dict[str, Any]) -> list[str]:
-    metric = summary["metric"]
-    header = ["variant", "n", "diverged", f"train {metric} median", f"test {metric} median",
-              "test p10", "test p90"]  # fmt: skip
-    rows = [
-        [v["name"], str(v["n"]), str(v["diverged"]), format_number(v["train"]["median"]),
-         format_number(v["test"]["median"]), format_number(v["test"]["p10"]),
-         format_number(v["test"]["p90"])]
-        for v in summary["variants"]
-    ]  # fmt: skip
-    return markdown_table(header, rows, "lrrrrrr")
-
-
-def experiment_markdown(summary: dict[str, Any], prefix: str = "") -> list[str]:
-    """One experiment's section of report.md; figure paths start with `prefix`."""
-    e = summary["experiment"]
-    lines = [f"## {e['title']} (`{e['id']}`, lesson {e['section']})", "", e["description"], ""]
-    if summary["variants"]:
-        lines += ["```", *summary["lesson_format"], "```", "", *variant_table_markdown(summary), ""]
-        t = summary["timing"]
-        lines += [f"Compile {t['compile_s']:.2f} s, train {t['train_s']:.2f} s.", ""]
-    lines += [f"![{name}]({prefix}{name})" for name in summary["figures"]]
-    return [*lines, ""]
-
-
-def experiment_html(summary: dict[str, Any], folder: Path) -> str:
-    """One experiment's section of report.html, its figures (in `folder`) inlined."""
-    e = summary["experiment"]
-    parts = [f"<h2>{html.escape(e['title'])} <small>({html.escape(e['id'])}, lesson {html.escape(e['section'])})</small></h2>",
-             f"<p>{html.escape(e['description'])}</p>"]  # fmt: skip
-    if summary["variants"]:
-        parts.append("<pre>" + html.escape("\n".join(summary["lesson_format"])) + "</pre>")
-        metric = summary["metric"]
-        fmt = format_number
-        rows = "".join(
-            f"<tr><td>{html.escape(v['name'])}</td><td>{v['n']}</td><td>{v['diverged']}</td><td>{fmt(v['train']['median'])}</td>"
-            f"<td>{fmt(v['test']['median'])}</td><td>{fmt(v['test']['p10'])}</td><td>{fmt(v['test']['p90'])}</td></tr>"
-            for v in summary["variants"]
-        )
-        parts.append(
-            f"<table><tr><th>variant</th><th>n</th><th>diverged</th><th>train {metric} median</th><th>test {metric} median</th>"
-            f"<th>test p10</th><th>test p90</th></tr>{rows}</table>"
-        )
-    parts += [embedded_image(folder / name) for name in summary["figures"]]
-    return "\n".join(parts)
 
 
 def write_experiment_files(result: ExperimentResult, folder: Path) -> dict[str, Any]:

@@ -92,15 +92,16 @@ def _finish(chart, title: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]
 
 
 def curves(bands: Sequence[Band], title: str, y_title: str, x_title: str = "epoch") -> dict:
-    """Median curves with their p10-p90 bands; hover shows every curve's value at an epoch,
-    clicking a legend entry highlights that configuration."""
+    """Median curves with their p10-p90 bands; hovering an epoch shows every curve's
+    median there (one tooltip for all curves: Vega-Lite's nearest-point tooltips lose
+    text fields), clicking a legend entry highlights a configuration."""
     alt = _alt()
     rows = []
-    for b in bands:
+    for k, b in enumerate(bands):
         for i in thin(len(b.epochs)):
-            rows.append({"configuration": b.name, "split": b.split, "epoch": int(b.epochs[i]),
-                         "median": _round(b.median[i]), "p10": _round(b.low[i]),
-                         "p90": _round(b.high[i])})  # fmt: skip
+            rows.append({"configuration": b.name, "split": b.split, "key": f"s{k}",
+                         "epoch": int(b.epochs[i]), "median": _round(b.median[i]),
+                         "p10": _round(b.low[i]), "p90": _round(b.high[i])})  # fmt: skip
     values = [r[k] for r in rows for k in ("median", "p10", "p90")]
     log = wants_log([v for v in values if v is not None])
     rows = [r for r in rows if r["median"] is not None]
@@ -114,8 +115,12 @@ def curves(bands: Sequence[Band], title: str, y_title: str, x_title: str = "epoc
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
     )
     y = alt.Y("median:Q", title=y_title, scale=_scale(log))
-    band = base.mark_area(opacity=0.15).encode(y=alt.Y("p10:Q", scale=_scale(log), title=y_title),
-                                               y2="p90:Q", opacity=alt.value(0.12))  # fmt: skip
+    band = base.mark_area().encode(
+        y=alt.Y("p10:Q", scale=_scale(log), title=y_title),
+        y2="p90:Q",
+        opacity=alt.condition(pick, alt.value(0.15), alt.value(0.03)),
+        detail="split:N",
+    )
     splits = sorted({b.split for b in bands})
     line = base.mark_line(strokeWidth=2).encode(
         y=y,
@@ -124,16 +129,23 @@ def curves(bands: Sequence[Band], title: str, y_title: str, x_title: str = "epoc
         else alt.value([1, 0]),
         detail="split:N",
     )
-    tips = [alt.Tooltip("configuration:N"), alt.Tooltip("split:N"), alt.Tooltip("epoch:Q"),
-            alt.Tooltip("median:Q", format=".4g"), alt.Tooltip("p10:Q", format=".4g"),
-            alt.Tooltip("p90:Q", format=".4g")]  # fmt: skip
-    points = (
-        base.mark_point(size=60, filled=True)
-        .encode(y=y, opacity=alt.condition(hover, alt.value(1), alt.value(0)), tooltip=tips)
-        .add_params(hover)
+    points = base.mark_point(size=50, filled=True).encode(
+        y=y, opacity=alt.condition(hover, alt.value(1), alt.value(0))
     )
-    rule = base.mark_rule(color="#888").encode(
-        opacity=alt.condition(hover, alt.value(0.5), alt.value(0)), color=alt.value("#888")
+    present = {r["key"] for r in rows}
+    tips = [alt.Tooltip("epoch:Q", title=x_title)] + [
+        alt.Tooltip(f"s{k}:Q", format=".4g",
+                    title=f"{b.name} ({b.split})" if len(splits) > 1 else b.name)
+        for k, b in enumerate(bands) if f"s{k}" in present
+    ]  # fmt: skip
+    rule = (
+        alt.Chart(data)
+        .transform_pivot("key", value="median", groupby=["epoch"])
+        .mark_rule(color="#888", strokeWidth=6)
+        .encode(
+            x="epoch:Q", opacity=alt.condition(hover, alt.value(0.35), alt.value(0)), tooltip=tips
+        )
+        .add_params(hover)
     )
     chart = (
         alt.layer(band, line, points, rule)
@@ -162,7 +174,7 @@ def seed_curves(
             v = _round(values[s, i])
             if v is not None:
                 rows.append({"seed": int(seed), "status": status, "epoch": int(epochs[i]),
-                             "value": v})  # fmt: skip
+                             "value": v, "diverged_epoch": int(diverged_epoch[s]) if diverged_epoch[s] > 0 else None})  # fmt: skip
     log = wants_log([r["value"] for r in rows])
     hover = alt.selection_point(fields=["seed"], on="pointerover", nearest=True)
     colour = alt.Color("status:N", title=None,
@@ -179,9 +191,9 @@ def seed_curves(
     points = (
         base.mark_point(size=25, filled=True, opacity=0)
         .encode(
-            tooltip=[
-                alt.Tooltip("seed:N"),
-                alt.Tooltip("status:N"),
+            tooltip=[  # numbers only: nearest-point tooltips lose text fields
+                alt.Tooltip("seed:Q"),
+                alt.Tooltip("diverged_epoch:Q", title="diverged at epoch"),
                 alt.Tooltip("epoch:Q"),
                 alt.Tooltip("value:Q", format=".4g", title=y_title),
             ]

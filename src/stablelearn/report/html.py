@@ -26,6 +26,9 @@ from stablelearn.report.document import (
 )
 
 
+WIDE_FIGURE_PX = 1150  # the page's column is 72 rem (1152 px) less its padding
+
+
 @functools.cache
 def _markdown():
     from markdown_it import MarkdownIt
@@ -123,12 +126,19 @@ def _block(block: Block, charts: list[Chart]) -> str:
                 f"aria-label='{html.escape(block.alt)}'></div>{cap}</figure>"
             )
         case Image(path, alt, caption):
-            data = base64.b64encode(path.read_bytes()).decode("ascii")
-            wide = " wide" if _png_width(path.read_bytes()) > 1800 else ""
+            raw = path.read_bytes()
+            data = base64.b64encode(raw).decode("ascii")
+            width = _png_width(raw)
+            # a figure wider than the column is shown at its own size (text readable),
+            # scrolling sideways inside its box, instead of shrunk
+            wide = width > WIDE_FIGURE_PX
+            size = f" style='width:{width}px'" if wide else ""
             cap = f"<figcaption>{inline(caption)}</figcaption>" if caption else ""
             return (
-                f"<figure class='static{wide}'><img alt='{html.escape(alt)}' "
-                f"src='data:image/png;base64,{data}'>{cap}</figure>"
+                f"<figure class='static{' wide' if wide else ''}'><div class='scroll-box' "
+                f"role='region' tabindex='0' aria-label='{html.escape(alt)}'><img "
+                f"alt='{html.escape(alt)}'{size} src='data:image/png;base64,{data}'></div>"
+                f"{cap}</figure>"
             )
         case Details(summary, inner):
             content = "".join(_block(b, charts) for b in inner)
