@@ -25,7 +25,6 @@ from stablelearn.report.document import (
     Verdict,
 )
 
-
 WIDE_FIGURE_PX = 1150  # the page's column is 72 rem (1152 px) less its padding
 
 
