@@ -129,13 +129,15 @@ def histograms(dataset: Dataset, path: Path) -> Path:
     panels = [
         (dataset.x[:, i], dataset.feature_names[i]) for i in range(min(2, dataset.n_features))
     ]
-    panels.append((dataset.y, "Output"))
-    fig = Figure(figsize=(10, 2 * len(panels)), layout="constrained")
+    panels.append((dataset.y, f"target ({dataset.target_name})"))
+    fig = Figure(figsize=(10, 2.2 * len(panels)), layout="constrained")
     for ax, (values, label) in zip(
         fig.subplots(len(panels), 1, squeeze=False)[:, 0], panels, strict=True
     ):
         ax.hist(values, bins=20)
-        ax.set_ylabel(label)
+        ax.set_title(f"Histogram of {label}", fontsize=10)
+        ax.set_xlabel(f"{label} value")
+        ax.set_ylabel("rows")
     return save(fig, path)
 
 
@@ -143,10 +145,11 @@ def target_plot(dataset: Dataset, path: Path) -> Path:
     """Histogram and box plot of the target, as in the lesson's clipping section."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     left, right = fig.subplots(1, 2)
+    name = f"target ({dataset.target_name})"
     left.hist(dataset.y, bins=20)
-    left.set_title("target histogram", fontsize=10)
+    left.set(title=f"Histogram of the {name}", xlabel=f"{name} value", ylabel="rows")
     right.boxplot(dataset.y)
-    right.set_title("target box plot", fontsize=10)
+    right.set(title=f"Box plot of the {name}", ylabel=f"{name} value", xticks=[])
     return save(fig, path)
 
 
@@ -156,8 +159,10 @@ def scatter(dataset: Dataset, path: Path) -> Path:
     ax = fig.subplots()
     for label in np.unique(dataset.y).astype(int):
         rows = dataset.y == label
-        ax.scatter(dataset.x[rows, 0], dataset.x[rows, 1], s=8, label=str(label))
-    ax.legend()
+        ax.scatter(dataset.x[rows, 0], dataset.x[rows, 1], s=8, label=f"class {label}")
+    ax.legend(title=dataset.target_name)
+    names = dataset.feature_names or ("x0", "x1")
+    ax.set(xlabel=names[0], ylabel=names[1], title=f"{names[0]} against {names[1]}, by class")
     ax.set_aspect("equal")
     return save(fig, path)
 

@@ -153,25 +153,33 @@ def _curve_charts(result: ExperimentResult, png: Path | None) -> list:
             continue
         bands = _bands(result, name)
         if not any(np.isfinite(b.median).any() for b in bands):
-            out.append(Text(f"No {name} curve to draw: every run diverged in its first epoch."))
+            out.append(
+                Text(
+                    f"No {name} curve to draw: every run diverged before its first recorded epoch ended."
+                )
+            )
             continue
         title = f"{result.experiment.title}: {name} per epoch"
+        splits = {b.split for b in bands}
+        which = "solid train, dashed validation" if len(splits) > 1 else f"{bands[0].split} only"
         out.append(
             Chart(
                 charts.curves(bands, title, y_title),
                 f"{name.capitalize()} per epoch, median over repeats with 10-90% band, for "
                 + ", ".join(v.name for v in result.variants),
-                "Median over repeats, 10-90% band; solid train, dashed validation. Hover for "
-                "values; click a legend entry to highlight a variant.",
+                f"Median over repeats, 10-90% band; {which}. Hover for values; click a legend "
+                "entry to highlight a variant.",
                 png=png if name == "loss" else None,
             )
         )
     return out
 
 
-def _scores_chart(result: ExperimentResult, png: Path | None) -> Chart:
+def _scores_chart(result: ExperimentResult, png: Path | None) -> Chart | Text:
     title = metric_title(result)
     names = [v.name for v in result.variants]
+    if not any(np.isfinite(v.result.test_scores[result.metric]).any() for v in result.variants):
+        return Text(f"No {title} to plot: every seed diverged.")
     return Chart(
         charts.scores_strip(
             names,
@@ -193,6 +201,8 @@ def _drilldown(result: ExperimentResult) -> Details:
         r = v.result
         key = "val_loss" if "val_loss" in r.history else "loss"
         inner.append(Text(f"**{v.name}**: {_diverged_seeds(r.seeds, r.diverged_epoch)}"))
+        if not np.isfinite(np.asarray(r.history[key], float)).any():
+            continue
         inner.append(
             Chart(
                 charts.seed_curves(

@@ -26,7 +26,7 @@ from stablelearn.report.facts import run_facts
 
 # measured fields that restate the verdict or are the statistics' internals
 _UNSHOWN = {"k", "n", "bar", "u", "rank_biserial", "n_candidate", "n_baseline",
-            "median_candidate", "median_baseline", "median_difference", "p_better"}  # fmt: skip
+            "median_candidate", "median_baseline", "median_difference", "p_better", "p_a_less"}  # fmt: skip
 _WORDS = {"mse": "MSE", "rmse": "RMSE", "p10": "p10", "p90": "p90", "ci95": "95% CI"}
 
 
@@ -43,11 +43,11 @@ def verdict_of(claim: ClaimResult) -> Verdict:
 
 
 def _label(key: str) -> str:
-    key = key.replace("_original", " (original units)")
     words = [_WORDS.get(w, w) for w in key.split("_")]
     if words and words[-1] == "median":
         words = ["median", *words[:-1]]
-    return " ".join(words).replace("epoch 1", "epoch-1")
+    text = " ".join(words).replace("first epoch loss", "epoch-1 loss")
+    return text.replace(" original", " (original units)")
 
 
 def _value(value: Any) -> str:
@@ -59,8 +59,9 @@ def _value(value: Any) -> str:
 def measured_text(claim: ClaimResult) -> str:
     """What was measured, in a few words: 'median test MSE 0.0063, diverged 0'; a
     comparison's groups as 'unscaled: median 0.0076 [95% CI 0.0046, 0.0096]'."""
-    if isinstance(claim.measured.get("summary"), str):
-        return claim.measured["summary"]
+    for key in ("summary", "sentence"):  # a comparison's own sentence says it best
+        if isinstance(claim.measured.get(key), str):
+            return claim.measured[key]
     parts = []
     for key, value in claim.measured.items():
         if key in _UNSHOWN:

@@ -49,11 +49,11 @@ def thin(n: int, limit: int = MAX_POINTS) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
 
 
-def wants_log(values: Sequence[float] | np.ndarray) -> bool:
-    """Whether positive values span more than two decades."""
+def wants_log(values: Sequence[float] | np.ndarray, ratio: float = 100) -> bool:
+    """Whether positive values span more than `ratio` (two decades by default)."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
-    return v.size > 1 and v.min() > 0 and v.max() / v.min() > 100
+    return v.size > 1 and v.min() > 0 and v.max() / v.min() > ratio
 
 
 def _scale(log: bool):
@@ -226,7 +226,8 @@ def scores_strip(
             if r is not None:
                 rows.append({"configuration": label, "seed": int(seed), "score": r,
                              "recommended": name == highlight})  # fmt: skip
-    log = wants_log([r["score"] for r in rows])
+    # scores of seeds: a best group squashed against the axis is what a log axis undoes
+    log = wants_log([r["score"] for r in rows], ratio=20)
     y = alt.Y("configuration:N", sort=labels, title=None, axis=alt.Axis(labelLimit=320))
     x = alt.X("score:Q", title=score_title, scale=_scale(log))
     dots = alt.Chart(_data()).mark_circle(size=55, opacity=0.75).encode(
