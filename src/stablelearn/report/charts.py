@@ -91,9 +91,17 @@ def _finish(chart, title: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]
     return spec
 
 
-def curves(bands: Sequence[Band], title: str, y_title: str, x_title: str = "epoch") -> dict:
+def curves(
+    bands: Sequence[Band],
+    title: str,
+    y_title: str,
+    x_title: str = "epoch",
+    log: bool | None = None,
+) -> dict:
     """Median curves with their p10-p90 bands; hover shows every curve's value at an epoch,
-    clicking a legend entry highlights that configuration."""
+    clicking a legend entry highlights that configuration. `log` forces the y axis's scale
+    (None: log when the values span more than two decades; a log axis leaves out values
+    that are not positive)."""
     alt = _alt()
     rows = []
     for b in bands:
@@ -102,8 +110,8 @@ def curves(bands: Sequence[Band], title: str, y_title: str, x_title: str = "epoc
                          "median": _round(b.median[i]), "p10": _round(b.low[i]),
                          "p90": _round(b.high[i])})  # fmt: skip
     values = [r[k] for r in rows for k in ("median", "p10", "p90")]
-    log = wants_log([v for v in values if v is not None])
-    rows = [r for r in rows if r["median"] is not None]
+    log = wants_log([v for v in values if v is not None]) if log is None else log
+    rows = [r for r in rows if r["median"] is not None and (not log or r["median"] > 0)]
     data = _data()
     pick = alt.selection_point(fields=["configuration"], bind="legend")
     hover = alt.selection_point(fields=["epoch"], nearest=True, on="pointerover", empty=False)

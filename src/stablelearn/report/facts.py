@@ -1,4 +1,4 @@
-""""What was run" facts every report states: the command, the versions, the date, the
+""" "What was run" facts every report states: the command, the versions, the date, the
 machine's JAX backend."""
 
 import platform
