@@ -206,3 +206,10 @@ def test_curves_can_force_a_log_axis_and_leave_out_values_it_cannot_draw():
     spec = charts.curves([charts.Band("a", "train", e, values, values, values)], "t", "g", log=True)
     assert '"type": "log"' in json.dumps(spec)
     assert [r["epoch"] for r in spec["datasets"][charts.DATA]] == [2, 3, 4, 5]
+
+
+def test_scores_strip_keeps_a_row_for_a_configuration_whose_every_seed_diverged():
+    spec = charts.scores_strip(["yours", "fix"], [np.array([np.inf, np.inf]), np.array([1.0, 2.0])],
+                               [[0, 1]] * 2, "test RMSE", "Repairs")  # fmt: skip
+    assert "yours (2/2 diverged)" in json.dumps(spec)  # in the axis's domain, with no dot
+    assert {r["configuration"] for r in spec["datasets"][charts.DATA]} == {"fix"}

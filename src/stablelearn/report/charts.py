@@ -223,7 +223,9 @@ def scores_strip(
                 rows.append({"configuration": label, "seed": int(seed), "score": r,
                              "recommended": name == highlight})  # fmt: skip
     log = wants_log([r["score"] for r in rows])
-    y = alt.Y("configuration:N", sort=labels, title=None, axis=alt.Axis(labelLimit=320))
+    # every configuration gets its row, also one whose every seed diverged (no dot to draw)
+    y = alt.Y("configuration:N", sort=labels, title=None, axis=alt.Axis(labelLimit=200),
+              scale=alt.Scale(domain=labels))  # fmt: skip
     x = alt.X("score:Q", title=score_title, scale=_scale(log))
     dots = alt.Chart(_data()).mark_circle(size=55, opacity=0.75).encode(
         x=x, y=y, yOffset=alt.YOffset("jitter:Q", scale=alt.Scale(domain=[-1, 1])),
