@@ -208,22 +208,24 @@ def gradient_chart(name: str, obs: Observation, unit: str = "epoch") -> Chart | 
 
 
 def _finding_alert(f: Finding) -> Alert:
-    evidence = tuple((k.replace("_", " "), _evidence_value(v)) for k, v in f.evidence.items())
+    evidence = tuple((k.replace("_", " "), evidence_value(v)) for k, v in f.evidence.items())
     repairs = ", ".join(repair_name(r) for r in f.repairs)
     if repairs:
         evidence += (("repairs it calls for", repairs),)
     return Alert(f.severity, f.title, f.message, (Facts(evidence),) if evidence else ())
 
 
-def _evidence_value(value: Any) -> str:
+def evidence_value(value: Any) -> str:
+    """A piece of a finding's evidence as a reader reads it: 4 significant digits, lists
+    of at most 12 items."""
     if isinstance(value, float):
         return number(float(f"{value:.4g}"))
     if isinstance(value, list | tuple):
-        items = [_evidence_value(v) for v in value]
+        items = [evidence_value(v) for v in value]
         shown = ", ".join(items[:12]) + (f", ... ({len(items)} in all)" if len(items) > 12 else "")
         return shown or "none"
     if isinstance(value, Mapping):
-        return "; ".join(f"{k.replace('_', ' ')} {_evidence_value(v)}" for k, v in value.items())
+        return "; ".join(f"{k.replace('_', ' ')} {evidence_value(v)}" for k, v in value.items())
     return str(value)
 
 

@@ -117,7 +117,7 @@ def curves(
     hover = alt.selection_point(fields=["epoch"], nearest=True, on="pointerover", empty=False)
     colour = alt.Color("configuration:N", scale=_colours([b.name for b in bands]), title=None)
     base = alt.Chart(data).encode(
-        x=alt.X("epoch:Q", title=x_title),
+        x=alt.X("epoch:Q", title=x_title, axis=alt.Axis(format="d", tickMinStep=1)),
         color=colour,
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
     )
@@ -176,7 +176,7 @@ def seed_curves(
     colour = alt.Color("status:N", title=None,
                        scale=alt.Scale(domain=["finished", "diverged"], range=[PALETTE[0], PALETTE[3]]))  # fmt: skip
     base = alt.Chart(_data()).encode(
-        x=alt.X("epoch:Q", title="epoch"),
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(format="d", tickMinStep=1)),
         y=alt.Y("value:Q", title=y_title, scale=_scale(log)),
         color=colour,
         detail="seed:N",
