@@ -327,8 +327,9 @@ def _what_was_run(d: Diagnosis) -> tuple[Block, ...]:
         ("target", f"`{e.raw.get('target', 'target')}` ({data.task})"),
         *configuration_facts(d),
         ("seeds", f"{e.repeats} per configuration (seeds {e.seed}-{e.seed + e.repeats - 1}), the "
-                  f"same for every repair, so comparisons are paired; up to {spend.most_seeds} "
-                  "for close calls"),
+                  "same for every repair, so comparisons are paired"
+                  + (f"; up to {spend.most_seeds} for close calls"
+                     if spend.most_seeds > e.repeats else "")),
         ("search", spend.describe()),
         *[p for p in facts if p[0] != "command"],
     ]  # fmt: skip
@@ -413,8 +414,12 @@ def _repairs(d: Diagnosis, pngs: Mapping[str, Path]) -> Section:
     from stablelearn.doctor.report import _path_lines
 
     if len(d.scores) == 1:
+        why = {"clean": "the diagnosis of your configuration is clean",
+               "budget": "the first repairs would not fit in the budget",
+               "nothing left to try": "no repair applies to what was found"}  # fmt: skip
+        stopped = d.search.spend.stopped
         return Section(
-            "repairs", "Repairs", (Text("No repair was tried: " + d.search.spend.stopped + "."),)
+            "repairs", "Repairs", (Text(f"No repair was tried: {why.get(stopped, stopped)}."),)
         )
     trials = d.search.trials()
     rec = d.recommended.name if d.recommended is not None else None
