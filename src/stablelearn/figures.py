@@ -52,10 +52,14 @@ def epoch_percentiles(curves: np.ndarray, measured: np.ndarray) -> np.ndarray:
     return out
 
 
-def use_log_scale(curves: Sequence[np.ndarray]) -> bool:
+def use_log_scale(curves: Sequence[np.ndarray], ratio: float = 1e3) -> bool:
+    """Whether the positive finite values span more than `ratio` (largest / smallest)."""
     values = np.concatenate([c[np.isfinite(c)].ravel() for c in curves])
     values = values[values > 0]
-    return values.size > 0 and values.max() / max(values.min(), 1e-12) > 1e3
+    return values.size > 0 and values.max() / max(values.min(), 1e-12) > ratio
+
+
+SCORE_LOG_RATIO = 100.0  # scores spanning two decades: a linear axis squashes the best ones
 
 
 def learning_curves(variants: Sequence[tuple[str, TrainResult]], title: str, path: Path) -> Path:
@@ -103,7 +107,8 @@ def score_box_plot(
     names: Sequence[str], values: Sequence[np.ndarray], ylabel: str, title: str, path: Path
 ) -> Path:
     """Box plots of one score per configuration; non-finite scores (diverged runs) are
-    left out of the box and counted under its label."""
+    left out of the box and counted under its label. Positive scores that span more than
+    two decades get a log axis, where the best of them would be squashed on a linear one."""
     boxes, labels = [], []
     for name, scores in zip(names, values, strict=True):
         scores = np.asarray(scores, np.float64)
@@ -117,8 +122,11 @@ def score_box_plot(
     if len(boxes) > 4:
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     finite = np.concatenate([b[np.isfinite(b)] for b in boxes])
-    if finite.size and use_log_scale([finite]):
+    if finite.size and (finite > 0).all() and use_log_scale([finite], SCORE_LOG_RATIO):
         ax.set_yscale("log")
+        locator, formatter = log_ticks(finite)
+        ax.yaxis.set_major_locator(locator)
+        ax.yaxis.set_major_formatter(formatter)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     return save(fig, path)

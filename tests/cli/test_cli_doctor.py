@@ -90,7 +90,13 @@ def test_doctor_writes_strict_json_and_a_report(doctor_run):
         assert repair["tables"]["model"]["hidden"][0]["units"] == 25
     page = (out / "report.html").read_text()
     assert "<html" in page.lower()
-    assert "Exploding gradients" in page and "data:image/png;base64," in page
+    assert "Exploding gradients" in page and "class='vega-chart'" in page
+    headline = page[page.index("id='headline'") : page.index("class='toc'")]
+    assert "No repair measurably beat your configuration" in headline
+    assert "class='callout callout-problem'" in headline
+    assert "<pre>" not in headline  # no recommended change, no code
+    # nothing recommended: no highlighted row, every repair row says why
+    assert "<tr class='recommended'>" not in page and "◐ not significant" in page
     assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
 
 

@@ -39,3 +39,15 @@ def test_band_draws_partly_diverged_runs_without_a_warning():
         figures.band(ax, CURVES, figures.TRAIN_COLOR, "train")
     (median_line,) = ax.get_lines()
     np.testing.assert_allclose(median_line.get_ydata()[:2], [5.0, 2.5])
+
+
+def test_score_box_plot_takes_a_log_axis_when_scores_span_two_decades(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(figures, "save", lambda fig, path: drawn.append(fig) or path)
+    wide = [np.array([1.2, 1.5, 2.0]), np.array([120.0, 130.0]), np.array([np.inf, np.inf])]
+    figures.score_box_plot(["a", "b", "c"], wide, "RMSE", "t", tmp_path / "w.png")
+    narrow = [np.array([1.2, 1.5]), np.array([20.0, 30.0])]
+    figures.score_box_plot(["a", "b"], narrow, "RMSE", "t", tmp_path / "n.png")
+    signed = [np.array([-1.0, 1.0]), np.array([300.0, 400.0])]
+    figures.score_box_plot(["a", "b"], signed, "RMSE", "t", tmp_path / "s.png")
+    assert [fig.axes[0].get_yscale() for fig in drawn] == ["log", "linear", "linear"]

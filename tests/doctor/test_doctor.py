@@ -9,6 +9,7 @@ under the 0.05 / 3 a look of the search needs, so the first look can decide.
 import copy
 import json
 import math
+import re
 import tomllib
 from pathlib import Path
 
@@ -193,8 +194,62 @@ def test_write_doctor_writes_strict_json_a_report_and_a_runnable_recommendation(
     assert doc == json.loads(json.dumps(diagnosis_json(unscaled_diagnosis, "recommended.toml")))
 
     page = (doctor_folder / "report.html").read_text()
-    assert "Exploding gradients" in page and "data:image/png;base64," in page
+    assert "Exploding gradients" in page and "class='vega-chart'" in page
     assert unscaled_diagnosis.recommended.name in page
+
+
+@pytest.mark.slow
+def test_the_report_leads_with_the_headline_and_the_code_then_the_users_configuration(
+    unscaled_diagnosis, doctor_folder
+):
+    page = (doctor_folder / "report.html").read_text()
+    headline = page[page.index("id='headline'") : page.index("class='toc'")]
+    title = headline[headline.index("callout-title") : headline.index("</p>")]
+    assert "Cause: regression target with a large spread. Fix: " in title
+    assert "Why: The target's spread (std 153) makes the gradients large" in headline
+    assert "Recommended change: learning rate 0.001 (yours: 0.01)." in headline
+    assert "<pre>model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.001" in headline
+    run = page[page.index("id='what-was-run'") : page.index("id='findings'")]
+    for fact in ("<dd>SGD, learning rate 0.01, momentum 0.9</dd>", "<dd>32</dd>",
+                 "Dense(25, relu, he_uniform) → Dense(1, linear, glorot_uniform)",
+                 "inputs none, target none", "<dd>mse</dd>", "10 per configuration"):  # fmt: skip
+        assert fact in run, fact
+    # findings as lines with a badge, evidence in a drill-down, no raw JSON
+    assert "<span class='severity severity-critical'>✖ critical</span>" in page
+    assert "{&quot;" not in page and '{"models"' not in page.split("<script")[0]
+
+
+@pytest.mark.slow
+def test_the_repairs_table_is_sorted_with_the_recommended_row_highlighted(
+    unscaled_diagnosis, doctor_folder
+):
+    page = (doctor_folder / "report.html").read_text()
+    start = page.index("<caption>Configurations trained")
+    table = page[start : page.index("</table>", start)]
+    rows = table.split("<tr")[2:]  # after the header row
+    highlighted = [r for r in rows if r.startswith(" class='recommended'")]
+    assert len(highlighted) == 1 and unscaled_diagnosis.recommended.name in highlighted[0]
+    assert (
+        "learning rate 0.001 (yours: 0.01)" in highlighted[0] and "✓ recommended" in highlighted[0]
+    )
+    steps = [int(r.split("data-value='")[1].split("'")[0]) for r in rows]
+    assert steps == sorted(steps) and steps[0] == 0
+
+
+@pytest.mark.slow
+def test_the_report_draws_no_empty_figure(unscaled_diagnosis, doctor_folder):
+    """Every run of the user's configuration diverged in epoch 1: a sentence, no chart."""
+    page = (doctor_folder / "report.html").read_text()
+    assert "Your configuration: all 10 runs diverged at epoch 1: no curve to draw." in page
+    name = unscaled_diagnosis.recommended.name
+    assert f"aria-label='Training and validation loss per epoch of {name}'" in page
+    assert "aria-label='Training loss of every seed of your configuration'" not in page
+    assert f"aria-label='Training loss of every seed of {name}'" in page
+    for spec in re.findall(r"<script type='application/json' id='c\d+'>(.*?)</script>", page):
+        assert json.loads(spec)["datasets"]["values"], "a chart without data"
+    markdown = (doctor_folder / "report.md").read_text()
+    assert "![Training and validation loss per epoch of" in markdown
+    assert "(repairs.png)" in markdown
 
 
 @pytest.mark.slow
@@ -404,3 +459,30 @@ def test_deeper_repairs_apply_to_deep_stacks_only():
     assert deep == with_("model", hidden=BASE["model"]["hidden"][:1] * 5)  # left alone
     shallow = with_("model", hidden=BASE["model"]["hidden"][:1] * 3)
     assert repair_tables("batch_norm", shallow, "binary") is None
+
+
+def test_repairs_are_described_by_their_concrete_values():
+    from stablelearn.doctor.page import changes, model_text
+
+    base = {"data": {"input_scaler": "none", "target_scaler": "none"},
+            "model": copy.deepcopy(LESSON_MODEL), "optimizer": dict(LESSON_SGD)}  # fmt: skip
+    base["model"]["hidden"][0]["kernel_initializer"] = "he_uniform"
+    base["model"]["output"]["kernel_initializer"] = "glorot_uniform"
+    said = {
+        "lower_learning_rate": ["learning rate 0.001 (yours: 0.01)"],
+        "clipnorm_1": ["clipnorm 1 (yours: no clipping)"],
+        "scale_target_standard": ["target scaler standard (yours: none)"],
+        "adam": [
+            "optimizer Adam, learning rate 0.001 (yours: SGD, learning rate 0.01, momentum 0.9)"
+        ],
+        "elu_he": ["activation elu (yours: relu)"],
+    }
+    for repair_id, expected in said.items():
+        assert changes(base, repair_tables(repair_id, base, "regression")) == expected, repair_id
+    deep = copy.deepcopy(base)
+    deep["model"]["hidden"] = [dict(LESSON_MODEL["hidden"][0]) for _ in range(4)]
+    fewer = repair_tables("fewer_layers", deep, "regression")
+    assert changes(deep, fewer) == ["2 hidden layers (yours: 4)"]
+    assert model_text(deep["model"]) == (
+        "4 x Dense(25, relu, he_uniform) → Dense(1, linear, glorot_uniform)"
+    )

@@ -46,7 +46,14 @@ def test_healthy_model_records_every_layer_and_finds_nothing(tmp_path):
         doc
     )
     assert doc["source"] == "stablelearn.keras.Monitor" and doc["epochs"] == 4
-    assert (tmp_path / "run" / "report.html").read_text().count("<img") == 1
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<p class='callout-title'>No problem found: the model trains normally" in page
+    assert page.count("class='vega-chart'") == 2  # the loss, each layer's gradient norm
+    assert "<dd>SGD, learning rate 0.01, momentum 0.9</dd>" in page
+    assert "<caption>Each layer at epoch 4</caption>" in page
+    assert (
+        "![Training loss per epoch](training.png)" in (tmp_path / "run" / "report.md").read_text()
+    )
 
 
 @pytest.mark.slow

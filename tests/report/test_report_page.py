@@ -176,3 +176,38 @@ def test_scores_strip_counts_diverged_seeds_in_the_label():
     labels = {r["configuration"] for r in spec["datasets"][charts.DATA]}
     assert labels == {"yours (2/3 diverged)", "fix"}
     assert [r["recommended"] for r in spec["datasets"][charts.DATA]].count(True) == 3
+
+
+def test_alerts_show_a_severity_badge_and_their_evidence_in_a_drill_down(tmp_path):
+    from stablelearn.report import Alert
+
+    alert = Alert(
+        "critical",
+        "Exploding gradients",
+        "10 of 10 models blew up",
+        (Facts((("largest gradient entry", "4.28e+36"),)),),
+    )
+    report = Report("t", (Text("x"),), (Text("y"),), (Section("f", "Findings", (alert,)),))
+    page = render_html(report)
+    assert "<span class='severity severity-critical'>✖ critical</span>" in page
+    assert "<strong>Exploding gradients</strong>: 10 of 10 models blew up" in page
+    drill = page[page.index("<details class='drilldown'>") : page.index("</details>")]
+    assert "<summary>Evidence</summary>" in drill and "<dd>4.28e+36</dd>" in drill
+    text = render_markdown(report, tmp_path)
+    assert "- ✖ **critical: Exploding gradients:** 10 of 10 models blew up" in text
+    assert "  - **largest gradient entry:** 4.28e+36" in text
+
+
+def test_curves_can_force_a_log_axis_and_leave_out_values_it_cannot_draw():
+    e = np.arange(1, 6)
+    values = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    spec = charts.curves([charts.Band("a", "train", e, values, values, values)], "t", "g", log=True)
+    assert '"type": "log"' in json.dumps(spec)
+    assert [r["epoch"] for r in spec["datasets"][charts.DATA]] == [2, 3, 4, 5]
+
+
+def test_scores_strip_keeps_a_row_for_a_configuration_whose_every_seed_diverged():
+    spec = charts.scores_strip(["yours", "fix"], [np.array([np.inf, np.inf]), np.array([1.0, 2.0])],
+                               [[0, 1]] * 2, "test RMSE", "Repairs")  # fmt: skip
+    assert "yours (2/2 diverged)" in json.dumps(spec)  # in the axis's domain, with no dot
+    assert {r["configuration"] for r in spec["datasets"][charts.DATA]} == {"fix"}

@@ -46,7 +46,11 @@ def test_unscaled_target_is_exploding_with_its_first_nonfinite_value(tmp_path):
     doc = json.loads((tmp_path / "out" / "diagnosis.json").read_text())
     assert doc["source"] == "stablelearn.torch.watch" and doc["first_nonfinite"]["step"] == bad.step
     assert {row["step"] for row in doc["layers"]} == {1, 5, 9, 13}
-    assert (tmp_path / "out" / "report.html").is_file()
+    page = (tmp_path / "out" / "report.html").read_text()
+    headline = page[page.index("id='headline'") : page.index("class='toc'")]
+    assert "callout-problem" in headline and "Exploding gradients: " in headline
+    assert "id='first-nonfinite'" in page and f"<dd>{bad.step}</dd>" in page
+    assert "<dt>statistics every</dt><dd>4 steps</dd>" in page
 
 
 def test_a_healthy_loop_records_every_statistic_and_finds_nothing():

@@ -5,8 +5,6 @@ that `stablelearn run` accepts: the user's data and settings with the winning re
 (or the user's own configuration when no repair measurably beat it).
 """
 
-import html
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -22,12 +20,11 @@ from stablelearn.doctor.diagnose import (
     recommended_experiment,
     smallest_adjusted_p,
 )
+from stablelearn.doctor.page import doctor_report
 from stablelearn.doctor.repairs import repair_name
 from stablelearn.doctor.search import LOOKS
-from stablelearn.experiments.figures import experiment_figures
-from stablelearn.figures import score_box_plot
 from stablelearn.io import atomic_folder, json_safe, write_json
-from stablelearn.rendering import embedded_image, html_page
+from stablelearn.report import write_report
 from stablelearn.stats import format_p
 
 SCHEMA_VERSION = 2
@@ -181,25 +178,6 @@ def _tables_of(diagnosis: Diagnosis, name: str) -> dict[str, Any] | None:
     return next((c.tables for c in diagnosis.tried if c.name == name), None)
 
 
-def _scores_table_html(diagnosis: Diagnosis) -> str:
-    rows = []
-    for s in diagnosis.scores:
-        mark = " class='holds'" if s.recommended else ""
-        p = "-" if s.p_holm is None else f"{s.p_holm:.2g}"
-        record = "-" if s.wins is None else f"{s.wins}/{s.losses}/{s.ties}"
-        rows.append(
-            f"<tr{mark}><td>{s.step}</td><td>{html.escape(s.name)}</td><td>{s.median:.4g}</td>"
-            f"<td>{s.p10:.4g} to {s.p90:.4g}</td><td>{s.diverged}/{s.n}</td>"
-            f"<td>{html.escape(s.versus or '-')}</td><td>{record}</td><td>{p}</td>"
-            f"<td>{'yes' if s.beats else ''}</td></tr>"
-        )
-    return (
-        f"<table><tr><th>step</th><th>configuration</th><th>median {html.escape(diagnosis.score_name)}</th>"
-        "<th>p10 to p90</th><th>diverged</th><th>compared with</th><th>better/worse/same seeds</th>"
-        "<th>Holm p</th><th>beats it</th></tr>" + "".join(rows) + "</table>"
-    )
-
-
 def write_doctor(diagnosis: Diagnosis, target: Path, dataset_path: Path) -> Path:
     """Write the doctor's folder atomically; `dataset_path` is the user's data file."""
     with atomic_folder(target) as folder:
@@ -219,29 +197,4 @@ def write_doctor_files(
     )
     doc = diagnosis_json(diagnosis, toml_name)
     write_json(folder / "diagnosis.json", doc)
-    figures = experiment_figures(diagnosis.baseline, folder)
-    named = [(t.name, t.scores()) for t in diagnosis.search.trials()]
-    figures.append(
-        score_box_plot(
-            [n for n, _ in named], [v for _, v in named], diagnosis.score_name,
-            "Repairs on your data, held-out split", folder / "repairs.png",
-        )
-    )  # fmt: skip
-    title = f"stablelearn doctor: {diagnosis.experiment.data.name}"
-    findings = "".join(
-        f"<li><b>{html.escape(f.title)}</b> ({f.severity}): {html.escape(f.message)}"
-        f"<br><small>{html.escape(json.dumps(json_safe(f.evidence))[:600])}</small></li>"
-        for f in diagnosis.findings
-    )
-    body = [
-        f"<h1>{html.escape(title)}</h1>",
-        "<pre>" + html.escape("\n".join(summary_lines(diagnosis))) + "</pre>",
-        f"<h2>Findings</h2><ul>{findings or '<li>none</li>'}</ul>",
-        "<h2>Repairs tried</h2>",
-        _scores_table_html(diagnosis),
-        *[embedded_image(p) for p in figures],
-    ]
-    (folder / "report.html").write_text(html_page(title, "\n".join(body)), encoding="utf-8")
-    md = [f"# {title}", "", "```", *summary_lines(diagnosis), "```", ""]
-    md += [f"![{p.stem}]({p.name})" for p in figures]
-    (folder / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_report(doctor_report(diagnosis, folder, target, toml_name), folder)

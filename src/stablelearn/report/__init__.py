@@ -5,6 +5,7 @@ built by `charts` and written by `write_report`."""
 from pathlib import Path
 
 from stablelearn.report.document import (
+    Alert,
     Block,
     Bullets,
     Callout,
@@ -23,7 +24,7 @@ from stablelearn.report.document import (
     slug,
 )
 
-__all__ = ["Block", "Bullets", "Callout", "Cell", "Chart", "Code", "Details", "Facts", "Image",
+__all__ = ["Alert", "Block", "Bullets", "Callout", "Cell", "Chart", "Code", "Details", "Facts", "Image",
            "Report", "Section", "Table", "Text", "Verdict", "blocks", "slug", "write_report"]  # fmt: skip
 
 

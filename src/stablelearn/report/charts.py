@@ -91,10 +91,17 @@ def _finish(chart, title: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]
     return spec
 
 
-def curves(bands: Sequence[Band], title: str, y_title: str, x_title: str = "epoch") -> dict:
-    """Median curves with their p10-p90 bands; hovering an epoch shows every curve's
-    median there (one tooltip for all curves: Vega-Lite's nearest-point tooltips lose
-    text fields), clicking a legend entry highlights a configuration."""
+def curves(
+    bands: Sequence[Band],
+    title: str,
+    y_title: str,
+    x_title: str = "epoch",
+    log: bool | None = None,
+) -> dict:
+    """Median curves with their p10-p90 bands; hover shows every curve's value at an epoch,
+    clicking a legend entry highlights that configuration. `log` forces the y axis's scale
+    (None: log when the values span more than two decades; a log axis leaves out values
+    that are not positive)."""
     alt = _alt()
     rows = []
     for k, b in enumerate(bands):
@@ -103,14 +110,14 @@ def curves(bands: Sequence[Band], title: str, y_title: str, x_title: str = "epoc
                          "epoch": int(b.epochs[i]), "median": _round(b.median[i]),
                          "p10": _round(b.low[i]), "p90": _round(b.high[i])})  # fmt: skip
     values = [r[k] for r in rows for k in ("median", "p10", "p90")]
-    log = wants_log([v for v in values if v is not None])
-    rows = [r for r in rows if r["median"] is not None]
+    log = wants_log([v for v in values if v is not None]) if log is None else log
+    rows = [r for r in rows if r["median"] is not None and (not log or r["median"] > 0)]
     data = _data()
     pick = alt.selection_point(fields=["configuration"], bind="legend")
     hover = alt.selection_point(fields=["epoch"], nearest=True, on="pointerover", empty=False)
     colour = alt.Color("configuration:N", scale=_colours([b.name for b in bands]), title=None)
     base = alt.Chart(data).encode(
-        x=alt.X("epoch:Q", title=x_title),
+        x=alt.X("epoch:Q", title=x_title, axis=alt.Axis(format="d", tickMinStep=1)),
         color=colour,
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
     )
@@ -180,7 +187,7 @@ def seed_curves(
     colour = alt.Color("status:N", title=None,
                        scale=alt.Scale(domain=["finished", "diverged"], range=[PALETTE[0], PALETTE[3]]))  # fmt: skip
     base = alt.Chart(_data()).encode(
-        x=alt.X("epoch:Q", title="epoch"),
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(format="d", tickMinStep=1)),
         y=alt.Y("value:Q", title=y_title, scale=_scale(log)),
         color=colour,
         detail="seed:N",
@@ -228,7 +235,9 @@ def scores_strip(
                              "recommended": name == highlight})  # fmt: skip
     # scores of seeds: a best group squashed against the axis is what a log axis undoes
     log = wants_log([r["score"] for r in rows], ratio=20)
-    y = alt.Y("configuration:N", sort=labels, title=None, axis=alt.Axis(labelLimit=320))
+    # every configuration gets its row, also one whose every seed diverged (no dot to draw)
+    y = alt.Y("configuration:N", sort=labels, title=None, axis=alt.Axis(labelLimit=200),
+              scale=alt.Scale(domain=labels))  # fmt: skip
     x = alt.X("score:Q", title=score_title, scale=_scale(log))
     dots = alt.Chart(_data()).mark_circle(size=55, opacity=0.75).encode(
         x=x, y=y, yOffset=alt.YOffset("jitter:Q", scale=alt.Scale(domain=[-1, 1])),

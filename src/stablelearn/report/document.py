@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 VerdictKind = Literal["holds", "partial", "fails", "unmeasured"]
 CalloutKind = Literal["good", "warning", "problem", "neutral"]
+Severity = Literal["critical", "warning", "info"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,22 @@ class Callout:
 
 
 @dataclass(frozen=True)
+class Alert:
+    """A finding: a severity badge (symbol and word), its title and message, and the
+    evidence behind it as blocks shown in a closed drill-down."""
+
+    severity: Severity
+    title: str
+    message: str
+    evidence: tuple["Block", ...] = ()
+    evidence_summary: str = "Evidence"
+
+    @property
+    def symbol(self) -> str:
+        return {"critical": "✖", "warning": "▲", "info": "\u2139"}[self.severity]
+
+
+@dataclass(frozen=True)
 class Details:
     """A drill-down, closed until the reader opens it (per-seed detail, raw evidence)."""
 
@@ -117,7 +134,7 @@ class Details:
     blocks: tuple["Block", ...]
 
 
-Block = Text | Bullets | Table | Facts | Code | Chart | Image | Callout | Details
+Block = Text | Bullets | Table | Facts | Code | Chart | Image | Callout | Alert | Details
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from stablelearn.report.assets import page_script, page_style, vega_bundle
 from stablelearn.report.document import (
+    Alert,
     Block,
     Bullets,
     Callout,
@@ -106,6 +107,8 @@ def _block(block: Block, charts: list[Chart]) -> str:
             return "<ul>" + "".join(f"<li>{inline(i)}</li>" for i in items) + "</ul>"
         case Callout():
             return _callout(block)
+        case Alert():
+            return _alert(block, charts)
         case Facts(pairs):
             rows = "".join(f"<dt>{inline(k)}</dt><dd>{inline(v)}</dd>" for k, v in pairs)
             return f"<dl class='facts'>{rows}</dl>"
@@ -151,6 +154,23 @@ def _callout(block: Callout) -> str:
         f"<div class='callout callout-{block.kind}'><p class='callout-title'>{inline(block.title)}</p>"
         + (f"<ul>{lines}</ul>" if lines else "")
         + "</div>"
+    )
+
+
+def _alert(block: Alert, charts: list[Chart]) -> str:
+    badge = (
+        f"<span class='severity severity-{block.severity}'>{block.symbol} {block.severity}</span>"
+    )
+    evidence = ""
+    if block.evidence:
+        inner = "".join(_block(b, charts) for b in block.evidence)
+        evidence = (
+            f"<details class='drilldown'><summary>{inline(block.evidence_summary)}</summary>"
+            f"{inner}</details>"
+        )
+    return (
+        f"<div class='alert alert-{block.severity}'><p>{badge} <strong>{inline(block.title)}</strong>"
+        f": {inline(block.message)}</p>{evidence}</div>"
     )
 
 

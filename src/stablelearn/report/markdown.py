@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from stablelearn.report.document import (
+    Alert,
     Block,
     Bullets,
     Callout,
@@ -59,6 +60,11 @@ def _block(block: Block, folder: Path) -> list[str]:
             return [*(f"- {i}" for i in items), ""]
         case Callout(_, title, extra):
             return [f"> **{title}**", *(f"> - {line}" for line in extra), ""]
+        case Alert():
+            lines = [f"- {block.symbol} **{block.severity}: {block.title}:** {block.message}", ""]
+            for b in block.evidence:
+                lines += ["  " + line if line else "" for line in _block(b, folder)]
+            return lines
         case Facts(pairs):
             return [*(f"- **{k}:** {v}" for k, v in pairs), ""]
         case Code(code, caption):
