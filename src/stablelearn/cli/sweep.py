@@ -117,7 +117,7 @@ def sweep_command(
 
 
 def _print_sweep(summary: dict[str, Any]) -> None:
-    from stablelearn.sweep.report import notable_sentences, timing_line
+    from stablelearn.sweep.report import headline, notable_sentences, timing_line
 
     m = summary["metric"]
     table = Table("cell", "diverged", "success [95% CI]", f"median {m['label']} [95% CI]",
@@ -134,3 +134,4 @@ def _print_sweep(summary: dict[str, Any]) -> None:
     for sentence in notable_sentences(summary):
         console.print(f"- {escape(sentence)}", highlight=False)
     console.print(f"[dim]{escape(timing_line(summary))}[/dim]")
+    console.print(f"[bold]{escape(headline(summary).title)}[/bold]", highlight=False)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -211,8 +212,10 @@ def sweep_heat_map(summary: dict, path: Path) -> Path:
         (axes[1], rate, "success rate", "cividis", Normalize(0, 1)),
     )
     for ax, values, title, cmap, panel_norm in panels:
-        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto", norm=panel_norm)
-        image.cmap.set_bad("#eeeeee")
+        colours = colormaps[cmap].with_extremes(bad="#eeeeee")  # all diverged: light grey
+        image = ax.imshow(
+            np.ma.masked_invalid(values), cmap=colours, aspect="auto", norm=panel_norm
+        )
         fig.colorbar(image, ax=ax, shrink=0.8)
         ax.set_xticks(range(shape[1]), cols_axis["labels"], rotation=30, fontsize="small")
         ax.set_yticks(range(shape[0]), rows_axis["labels"], fontsize="small")
