@@ -174,7 +174,7 @@ def test_headline_says_no_cell_differs_and_how_many_runs_would_be_needed(result)
         "test RMSE (target units) after Holm correction (3 runs per cell)."
     )
     assert any("`--repeats 5`" in line for line in callout.lines)
-    assert any(line.startswith("The best median is ") for line in callout.lines)
+    assert any(line.startswith("Best median: ") for line in callout.lines)
 
 
 def test_headline_names_the_better_cells_and_the_best_with_its_ci(result):

@@ -259,8 +259,8 @@ def headline(summary: dict[str, Any]) -> Callout:
         against = next(c for c in summary["comparisons"] if c["cell"] == best["label"])
         if outcome(against) == "no difference":
             lines.append(
-                f"The best median is {names[best['label']]}'s: {_median_ci(best)}, within "
-                f"chance of the baseline's (Holm {format_p(against['p_holm'])})."
+                f"Best median: {names[best['label']]}, {_median_ci(best)}; within chance of "
+                f"the baseline (Holm {format_p(against['p_holm'])})."
             )
     if n_compared and not better and not worse:
         needed = runs_needed(n_compared)
@@ -572,16 +572,25 @@ def per_seed(result: SweepResult, summary: dict[str, Any]) -> list[Block]:
         if len(chosen) < len(summary["cells"])
         else ""
     )
+    # rows named by their values alone ("minmax / standard"), the axes in the title: full
+    # names leave a phone's chart no room
+    titles = axis_titles(summary["axes"])
+    varying = [a["name"] for a in summary["axes"] if len(a["values"]) > 1] or [
+        a["name"] for a in summary["axes"]
+    ]
+    short = {c["label"]: " / ".join(c["labels"][a] for a in varying) for c in summary["cells"]}
     strip = Chart(
         charts.scores_strip(
-            [names[c["label"]] for c in chosen],
+            [short[c["label"]] for c in chosen],
             [scores[result.cell_mask(c["index"])] for c in chosen],
             [result.seeds[result.cell_mask(c["index"])] for c in chosen],
-            label, f"Every run's {label}", highlight=names[summary["baseline"]],
+            label, f"Every run's {label}",
+            highlight=short[summary["baseline"]],
         ),
         f"Every run's {label}, one row per cell{strip_note}",
-        "One dot per seed, a tick at the median; the baseline's dots are orange. Diverged runs "
-        "are counted in the row's label. Hover a dot for its seed.",
+        f"Rows: {' / '.join(titles[a] for a in varying)}. One dot per seed, a tick at the "
+        "median; the baseline's dots are orange. Diverged runs are counted in the row's label. "
+        "Hover a dot for its seed.",
     )  # fmt: skip
     out: list[Block] = [
         Details("Which seeds diverged or missed the success bar, per cell", tuple(failed)),
