@@ -211,3 +211,38 @@ def test_scores_strip_keeps_a_row_for_a_configuration_whose_every_seed_diverged(
                                [[0, 1]] * 2, "test RMSE", "Repairs")  # fmt: skip
     assert "yours (2/2 diverged)" in json.dumps(spec)  # in the axis's domain, with no dot
     assert {r["configuration"] for r in spec["datasets"][charts.DATA]} == {"fix"}
+
+
+def _layers(spec):
+    return spec.get("layer", [])
+
+
+def test_axis_lines_can_tell_overlapping_series_apart():
+    rows = [{"x": x, "series": s, "median": None if (s, x) == ("a", "none") else 1.0,
+             "low": 0.5, "high": 1.0, "n": 3, "diverged": 0}
+            for s in ("a", "b") for x in ("none", "minmax", "standard")]  # fmt: skip
+    spec = charts.axis_lines(rows, "scaler", "success rate", "t", value_title="success rate",
+                             distinguish=True, y_domain=(0.0, 1.0))  # fmt: skip
+    encodings = [layer["encoding"] for layer in _layers(spec)]
+    assert any("shape" in e for e in encodings) and any("strokeDash" in e for e in encodings)
+    assert encodings[0]["x"]["sort"] == ["none", "minmax", "standard"]  # "none" has no a-value
+    assert encodings[0]["y"]["scale"]["domain"] == [0.0, 1.0]
+    assert "success rate" in json.dumps(spec["layer"][0]["encoding"]["tooltip"])
+    plain = charts.axis_lines(rows, "scaler", "y", "t")  # the default is unchanged
+    assert not any("shape" in layer["encoding"] for layer in _layers(plain))
+
+
+def test_heat_map_text_is_white_on_dark_cells_and_missing_cells_are_grey():
+    rows = [{"x": "a", "y": "1", "v": 0.0}, {"x": "b", "y": "1", "v": 1.0},
+            {"x": "a", "y": "2", "v": None}, {"x": "b", "y": "2", "v": 0.25}]  # fmt: skip
+    spec = charts.heat_map(rows, ("x", "x"), ("y", "y"), ("v", "rate"), "t", domain=(0.0, 1.0))
+    text = json.dumps(spec)
+    assert '"domain": [0.0, 1.0]' in text and "#e6e6e6" in text and '"n/a"' in text
+    labels = [layer for layer in _layers(spec) if layer["mark"]["type"] == "text"][-1]
+    test = labels["encoding"]["color"]["condition"]["test"]
+    assert f"< {charts.VIRIDIS_DARK_BELOW}" in test  # dark: the low end of viridis
+    reverse = charts.heat_map(
+        rows, ("x", "x"), ("y", "y"), ("v", "rmse"), "t", higher_is_better=False
+    )
+    labels = [layer for layer in _layers(reverse) if layer["mark"]["type"] == "text"][-1]
+    assert f"> {1 - charts.VIRIDIS_DARK_BELOW}" in labels["encoding"]["color"]["condition"]["test"]

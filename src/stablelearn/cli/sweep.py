@@ -117,7 +117,8 @@ def sweep_command(
 
 
 def _print_sweep(summary: dict[str, Any]) -> None:
-    from stablelearn.sweep.report import notable_sentences, timing_line
+    from stablelearn.sweep.names import success_title
+    from stablelearn.sweep.report import headline, notable_sentences, timing_line
 
     m = summary["metric"]
     table = Table("cell", "diverged", "success [95% CI]", f"median {m['label']} [95% CI]",
@@ -130,7 +131,8 @@ def _print_sweep(summary: dict[str, Any]) -> None:
         rate = f"{s['k']}/{s['n']} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
         table.add_row(escape(cell["label"]), f"{cell['diverged']}/{cell['n']}", rate, median)
     console.print(table)
-    console.print(f"Success: {escape(m['success'])}. Baseline: {escape(summary['baseline'])}.")
+    console.print(f"Success: {escape(success_title(m))}. Baseline: {escape(summary['baseline'])}.")
     for sentence in notable_sentences(summary):
         console.print(f"- {escape(sentence)}", highlight=False)
     console.print(f"[dim]{escape(timing_line(summary))}[/dim]")
+    console.print(f"[bold]{escape(headline(summary).title)}[/bold]", highlight=False)

@@ -17,6 +17,9 @@ MAX_POINTS = 150
 HEIGHT = 260
 # Okabe-Ito: distinguishable with every common colour-vision deficiency
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+# marker shapes and dash patterns that tell series apart where their colours or lines overlap
+SHAPES = ["circle", "square", "triangle-up", "diamond", "triangle-down", "cross", "triangle-right", "wedge"]  # fmt: skip
+DASHES = [[1, 0], [6, 3], [2, 2], [8, 3, 2, 3]]
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,11 @@ def _colours(names: Sequence[str]):
     alt = _alt()
     domain = list(dict.fromkeys(names))
     return alt.Scale(domain=domain, range=[PALETTE[i % len(PALETTE)] for i in range(len(domain))])
+
+
+def _label_angle(labels: Sequence[Any]) -> int:
+    """Category labels upright when they are short, slanted when they are long."""
+    return 0 if max((len(str(label)) for label in labels), default=0) <= 12 else -30
 
 
 DATA = "values"  # the charts name their data; the rows are added after Altair's to_dict
@@ -254,6 +262,11 @@ def scores_strip(
     return _finish(chart, title, rows)
 
 
+# below this fraction of the viridis scale the colour is dark enough for white text (where
+# white and black have equal contrast: WCAG relative luminance 0.179)
+VIRIDIS_DARK_BELOW = 0.434
+
+
 def heat_map(
     rows: Sequence[dict[str, Any]],
     x: tuple[str, str],
@@ -262,36 +275,64 @@ def heat_map(
     title: str,
     text: str | None = None,
     higher_is_better: bool = True,
+    domain: tuple[float, float] | None = None,
+    missing: str = "n/a",
 ) -> dict:
     """A heat map of `rows` (dicts of x, y, value and text fields): x, y and value are
-    (field, axis title). Viridis colours; the printed values switch to white on dark
-    cells; hover shows the row."""
+    (field, axis title). Viridis colours, the better end bright; each printed value is
+    white or black by the darkness of its cell's colour; hover shows the row. `domain`
+    fixes the colour range (e.g. (0, 1) for a rate); a row without a value is a grey cell
+    labelled `missing`."""
     alt = _alt()
     xf, xt = x
     yf, yt = y
     vf, vt = value
     numbers = [r[vf] for r in rows if r.get(vf) is not None]
-    scheme = alt.Scale(scheme="viridis", reverse=not higher_is_better, type="log" if wants_log(numbers) else "linear")  # fmt: skip
+    columns = list(dict.fromkeys(r[xf] for r in rows))  # in the rows' order, as the rows'
+    log = domain is None and wants_log(numbers)
+    scheme = alt.Scale(scheme="viridis", reverse=not higher_is_better, type="log" if log else "linear",
+                       **({"domain": list(domain)} if domain else {}))  # fmt: skip
     base = alt.Chart(_data()).encode(
-        x=alt.X(f"{xf}:O", title=xt, sort=None, axis=alt.Axis(labelAngle=0)),
-        y=alt.Y(f"{yf}:O", title=yt, sort=None),
+        x=alt.X(f"{xf}:O", title=xt, sort=columns, axis=alt.Axis(labelAngle=_label_angle(columns))),
+        y=alt.Y(f"{yf}:O", title=yt, sort=list(dict.fromkeys(r[yf] for r in rows))),
     )
     tips = [alt.Tooltip(f"{xf}:O", title=xt), alt.Tooltip(f"{yf}:O", title=yt),
             alt.Tooltip(f"{vf}:Q", title=vt, format=".4g")]  # fmt: skip
     if text:
         tips.append(alt.Tooltip(f"{text}:N", title="detail"))
+    valid = f"isValid(datum['{vf}']) && isFinite(datum['{vf}'])"
     cells = base.mark_rect().encode(
         color=alt.Color(f"{vf}:Q", title=vt, scale=scheme), tooltip=tips
     )
     layers = [cells]
+    if len(numbers) < len(rows):
+        layers.append(
+            base.mark_rect(color="#e6e6e6").encode(tooltip=tips).transform_filter(f"!({valid})")
+        )
+        layers.append(
+            base.mark_text(fontSize=12, color="black")
+            .encode(text=alt.value(missing), tooltip=tips)
+            .transform_filter(f"!({valid})")
+        )
     if numbers:
-        lo, hi = min(numbers), max(numbers)
-        middle = (lo + hi) / 2
-        dark = f"datum['{vf}'] {'<' if higher_is_better else '>'} {middle!r}"
-        labels = base.mark_text(fontSize=12).encode(
-            text=alt.Text(f"{vf}:Q", format=".3g"),
-            color=alt.condition(dark, alt.value("white"), alt.value("black")),
-            tooltip=tips,
+        lo, hi = domain if domain else (min(numbers), max(numbers))
+        if log:
+            where = f"(log(datum['{vf}']) - {np.log(lo)!r}) / {max(np.log(hi / lo), 1e-12)!r}"
+        else:
+            where = f"(datum['{vf}'] - {lo!r}) / {max(hi - lo, 1e-12)!r}"
+        dark = (
+            f"{where} < {VIRIDIS_DARK_BELOW}"
+            if higher_is_better
+            else f"{where} > {1 - VIRIDIS_DARK_BELOW}"
+        )
+        labels = (
+            base.mark_text(fontSize=12)
+            .encode(
+                text=alt.Text(f"{vf}:Q", format=".3g"),
+                color=alt.condition(dark, alt.value("white"), alt.value("black")),
+                tooltip=tips,
+            )
+            .transform_filter(valid)
         )
         layers.append(labels)
     chart = alt.layer(*layers).properties(
@@ -307,10 +348,18 @@ def axis_lines(
     title: str,
     log_x: bool = False,
     series_title: str | None = None,
+    value_title: str = "median",
+    distinguish: bool = False,
+    y_domain: tuple[float, float] | None = None,
 ) -> dict:
     """A metric against one axis of a sweep: rows hold x, series, median, low, high (the
     median's confidence interval), n and diverged; one line with its interval per series,
-    hover shows the cell, a legend click highlights a series."""
+    hover shows the cell, a legend click highlights a series.
+
+    `value_title` names the plotted value in the tooltip (e.g. "success rate");
+    `distinguish` gives every series its own marker shape and dash pattern as well as its
+    colour, so lines lying on top of each other stay apart; `y_domain` fixes the y range
+    (e.g. (0, 1) for a rate)."""
     alt = _alt()
     clean = [r for r in rows if r.get("median") is not None]
     numeric_x = all(isinstance(r["x"], int | float) for r in rows)
@@ -318,23 +367,46 @@ def axis_lines(
     log_y = wants_log([r["median"] for r in clean])
     pick = alt.selection_point(fields=["series"], bind="legend")
     names = list(dict.fromkeys(r["series"] for r in rows))
+    # the categories in the rows' order, those whose every value is missing included
+    categories = [] if numeric_x else list(dict.fromkeys(r["x"] for r in rows))
+    x_scale = alt.Undefined
+    if numeric_x:
+        x_scale = alt.Scale(type="log") if log_x else alt.Scale(zero=False)
     base = alt.Chart(_data()).encode(
-        x=alt.X(f"x:{xtype}", title=x_title, sort=None,
-                scale=alt.Scale(type="log") if (log_x and numeric_x) else alt.Undefined),
+        x=alt.X(f"x:{xtype}", title=x_title, sort=None if numeric_x else categories,
+                scale=x_scale,
+                axis=alt.Undefined if numeric_x else alt.Axis(labelAngle=_label_angle(categories))),
         color=alt.Color("series:N", title=series_title, scale=_colours(names)),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
     )  # fmt: skip
-    y = alt.Y("median:Q", title=y_title, scale=_scale(log_y))
+    y_scale = alt.Scale(domain=list(y_domain)) if y_domain else _scale(log_y)
+    y = alt.Y("median:Q", title=y_title, scale=y_scale)
     interval = base.mark_errorband(opacity=0.15) if numeric_x else base.mark_rule(strokeWidth=2)
     interval = interval.encode(
-        y=alt.Y("low:Q", title=y_title, scale=_scale(log_y)),
+        y=alt.Y("low:Q", title=y_title, scale=y_scale),
         y2="high:Q",
         opacity=alt.condition(pick, alt.value(0.2), alt.value(0.04)),
     )
     tips = [alt.Tooltip("series:N", title=series_title or "series"), alt.Tooltip(f"x:{xtype}", title=x_title),
-            alt.Tooltip("median:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g", title="CI low"),
+            alt.Tooltip("median:Q", format=".4g", title=value_title), alt.Tooltip("low:Q", format=".4g", title="CI low"),
             alt.Tooltip("high:Q", format=".4g", title="CI high"), alt.Tooltip("n:Q"),
             alt.Tooltip("diverged:Q")]  # fmt: skip
-    line = base.mark_line(point=alt.OverlayMarkDef(size=70, filled=True)).encode(y=y, tooltip=tips)
-    chart = alt.layer(interval, line).add_params(pick).properties(width="container", height=HEIGHT)
+    if not distinguish:
+        line = base.mark_line(point=alt.OverlayMarkDef(size=70, filled=True)).encode(
+            y=y, tooltip=tips
+        )
+        chart = alt.layer(interval, line)
+    else:
+        legend = {"title": series_title, "legend": alt.Legend(symbolOpacity=1)}
+        dash = alt.StrokeDash("series:N", sort=names, **legend,
+                              scale=alt.Scale(domain=names, range=[DASHES[i % len(DASHES)] for i in range(len(names))]))  # fmt: skip
+        shape = alt.Shape("series:N", sort=names, **legend,
+                          scale=alt.Scale(domain=names, range=[SHAPES[i % len(SHAPES)] for i in range(len(names))]))  # fmt: skip
+        line = base.mark_line(strokeWidth=2).encode(y=y, strokeDash=dash)
+        points = base.mark_point(size=70, filled=True, opacity=0.9).encode(
+            y=y, shape=shape, tooltip=tips,
+            opacity=alt.condition(pick, alt.value(0.9), alt.value(0.15)),
+        )  # fmt: skip
+        chart = alt.layer(points, interval, line)  # the legend takes the first layer's opacity
+    chart = chart.add_params(pick).properties(width="container", height=HEIGHT)
     return _finish(chart, title, clean)
