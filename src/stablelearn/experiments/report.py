@@ -11,7 +11,6 @@ import numpy as np
 from stablelearn.experiments.runner import ExperimentResult, VariantResult
 from stablelearn.figures import epoch_percentiles
 from stablelearn.optim import describe
-from stablelearn.rendering import format_number
 from stablelearn.report import (
     Cell,
     Chart,
@@ -25,6 +24,7 @@ from stablelearn.report import (
     blocks,
     charts,
 )
+from stablelearn.report.document import format_number
 
 FIGURE_ALT = {
     "histograms": "Histograms of the first two input features and of the target",

@@ -21,7 +21,6 @@ from stablelearn.diagnostics import Observation
 from stablelearn.doctor.report import SCHEMA_VERSION, finding_json
 from stablelearn.figures import note, save
 from stablelearn.io import atomic_folder, json_safe, write_json
-from stablelearn.rendering import format_number
 from stablelearn.report import (
     Alert,
     Block,
@@ -37,6 +36,7 @@ from stablelearn.report import (
     charts,
 )
 from stablelearn.report import write_report as write_page
+from stablelearn.report.document import format_number
 from stablelearn.report.facts import run_facts
 
 

@@ -10,7 +10,6 @@ from stablelearn.experiments.report import experiment_section
 from stablelearn.experiments.runner import ExperimentResult
 from stablelearn.io import json_safe, write_json
 from stablelearn.lesson.claims import ClaimResult
-from stablelearn.rendering import format_number
 from stablelearn.report import (
     Callout,
     Cell,
@@ -22,6 +21,7 @@ from stablelearn.report import (
     Verdict,
     write_report,
 )
+from stablelearn.report.document import format_number
 from stablelearn.report.facts import run_facts
 
 # measured fields that restate the verdict or are the statistics' internals

@@ -21,11 +21,12 @@ from stablelearn.report.document import (
     Text,
     Verdict,
     blocks,
+    format_number,
     slug,
 )
 
 __all__ = ["Alert", "Block", "Bullets", "Callout", "Cell", "Chart", "Code", "Details", "Facts", "Image",
-           "Report", "Section", "Table", "Text", "Verdict", "blocks", "slug", "write_report"]  # fmt: skip
+           "Report", "Section", "Table", "Text", "Verdict", "blocks", "format_number", "slug", "write_report"]  # fmt: skip
 
 
 def write_report(report: Report, folder: Path, atomic: bool = False) -> None:

@@ -180,6 +180,15 @@ def blocks(*items: Block | Sequence[Block] | None) -> tuple[Block, ...]:
     return tuple(out)
 
 
+def format_number(value: Any, digits: int = 4) -> str:
+    """A table cell: '-' for a missing value, `digits` significant digits for a float."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
 def slug(text: str) -> str:
     """An anchor id from a title."""
     cleaned = "".join(c.lower() if c.isalnum() else "-" for c in text)
