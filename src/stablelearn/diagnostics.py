@@ -15,6 +15,10 @@ Thresholds, with what the lesson's case studies measured (10-30 seeds each):
 - exploding: loss or weights NaN/Inf, or the largest per-epoch gradient norm grows
   1000x above its first-epoch value. Unscaled regression: Inf gradient norm within
   the first 8-9 steps, NaN loss in epoch 1; scaled regression: max growth < 1.5x.
+  Its evidence says where the first NaN/Inf came from (`nan_origin`: the most common
+  step/layer/direction among the affected models, see NanOrigin); the unscaled
+  regression's is the output layer, forward: its output or the loss overflows at
+  step 8-9 after the weights grew large but finite.
 - vanishing: the smallest hidden-layer gradient norm is at most 1/10 of the output
   layer's (median over epochs). Healthy runs measured 0.37-0.50 (scaled regression),
   1.1-2.1 (ReLU-5), 1.1-1.9 (tanh-1); ReLU-20 failures 0 (dead layers pass no
@@ -202,6 +206,25 @@ class Observation:
             epochs=result.history_epochs,
         )
 
+    def nan_origins(self) -> list["NanOrigin | None"]:
+        """Per model, where its first NaN/Inf came from (None: never, or not recorded)."""
+        t = self.telemetry or {}
+        if "first_nonfinite_layer" not in t:
+            return [None] * self.n_models
+        depths = self.output_column() + 1
+        origins: list[NanOrigin | None] = []
+        for m in range(self.n_models):
+            step, layer = int(t["first_nonfinite_step"][m]), int(t["first_nonfinite_layer"][m])
+            if step < 1 or layer < 0:
+                origins.append(None)
+                continue
+            n = int(depths[m])
+            name = self.layer_names[layer] if layer < n - 1 else self.layer_names[-1]
+            direction = str(t["first_nonfinite_direction"][m])
+            kind = str(t["first_nonfinite_kind"][m])
+            origins.append(NanOrigin(step, layer, n, name, direction, kind))
+        return origins
+
     def output_column(self) -> np.ndarray:
         """Per model, the per-layer column of its output layer."""
         n = len(self.layer_names)
@@ -217,6 +240,77 @@ class Observation:
 
 
 Observed = TrainResult | Observation
+
+
+@dataclass(frozen=True)
+class NanOrigin:
+    """Where a model's first NaN/Inf came from: the 1-based optimizer step, the layer
+    (0-based among the model's `n_layers` layers, the output layer last) and the
+    direction, "forward" (kind "output": the layer's output; "loss") or "backward"
+    ("gradient"; "update": the weights after a finite gradient's update). The rule is
+    stablelearn.telemetry.origin's."""
+
+    step: int
+    layer: int
+    n_layers: int
+    layer_name: str
+    direction: str
+    kind: str
+
+    @property
+    def where(self) -> str:
+        """ "the output layer" or "layer 2 of 4" (1-based, as users count layers)."""
+        if self.layer == self.n_layers - 1:
+            return "the output layer"
+        return f"layer {self.layer + 1} of {self.n_layers}"
+
+    def describe(self) -> str:
+        """ "step 3, layer 2 of 4, backward (gradient)"."""
+        return f"step {self.step}, {self.where}, {self.direction} ({self.kind})"
+
+    def phrase(self) -> str:
+        """What went non-finite first, in a few words: "the gradient of layer 2 of 4"."""
+        if self.kind == "loss":
+            return "the loss"
+        what = {"output": "the output", "gradient": "the gradient", "update": "the update"}
+        return f"{what.get(self.kind, self.kind)} of {self.where}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "layer": self.layer,
+            "layers": self.n_layers,
+            "layer_name": self.layer_name,
+            "where": self.where,
+            "direction": self.direction,
+            "kind": self.kind,
+            "description": self.describe(),
+        }
+
+
+def nan_origin_summary(origins: "list[NanOrigin | None]") -> dict[str, Any] | None:
+    """The most common origin (place, direction and kind; the earliest step breaks a
+    tie) among models that have one, how many share it and from which step; None when
+    no model has one."""
+    found = [o for o in origins if o is not None]
+    if not found:
+        return None
+    groups: dict[tuple[str, str, str], list[NanOrigin]] = {}
+    for o in found:
+        groups.setdefault((o.where, o.direction, o.kind), []).append(o)
+    shared = min(groups.values(), key=lambda g: (-len(g), min(o.step for o in g)))
+    first = min(shared, key=lambda o: o.step)
+    sentence = f"first non-finite value at {first.describe()}"
+    if len(found) > 1:
+        sentence += f", in {len(shared)} of {len(found)} models"
+    return {
+        **first.to_json(),
+        "phrase": first.phrase(),
+        "models": len(shared),
+        "of": len(found),
+        "origins": len(groups),
+        "sentence": sentence,
+    }
 
 
 def observe(result: Observed) -> Observation:
@@ -292,10 +386,17 @@ def detect_exploding(result: Observed) -> Finding | None:
         largest = largest[np.isfinite(largest)]
         if largest.size and largest.max() > 0:
             evidence["largest_gradient_entry"] = float(largest.max())
+    origin = nan_origin_summary([o for o, m in zip(obs.nan_origins(), mask, strict=True) if m])
+    if origin is not None:
+        evidence["nan_origin"] = origin
     if diverged.size:
         entry = evidence.get("largest_gradient_entry")
         reached = f"; the largest gradient entry reached {entry:.3g}" if entry is not None else ""
-        what = f"blew up (from epoch {evidence['diverged_epoch_min']}{reached}); the loss became NaN/Inf."
+        where = f"; {origin['sentence']}" if origin is not None else ""
+        what = (
+            f"blew up (from epoch {evidence['diverged_epoch_min']}{reached}); the loss became "
+            f"NaN/Inf{where}."
+        )
     else:
         what = f"have gradient norms growing {EXPLODING_GROWTH:.0f}x or more during training."
     return Finding(

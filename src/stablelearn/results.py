@@ -22,6 +22,12 @@ from stablelearn.runs import Run
 
 PER_LAYER = ("grad_norm", "grad_abs_max", "update_ratio", "weight_norm")
 PER_HIDDEN = ("dead_fraction", "saturated_fraction")
+NONFINITE = (
+    "first_nonfinite_step",
+    "first_nonfinite_layer",
+    "first_nonfinite_direction",
+    "first_nonfinite_kind",
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class GroupOutput:
     [recorded epochs, models, scores] at the 1-based epochs `history_epochs` (every
     epoch unless the run is very long; see stablelearn.engine.history); telemetry holds
     the per-epoch arrays of stablelearn.telemetry as [recorded epochs, models, ...] and
-    first_nonfinite_step [models] (empty when switched off).
+    the NONFINITE arrays [models] (see TrainResult; empty when switched off).
     """
 
     indices: tuple[int, ...]  # positions of these models among all runs
@@ -99,9 +105,14 @@ class TrainResult:
     arrays [models, recorded epochs, layers] (grad_norm: RMS over the epoch's steps of the
     layer's gradient L2 norm; grad_abs_max; update_ratio; weight_norm),
     per-hidden-layer arrays [models, epochs, hidden]
-    (dead_fraction, saturated_fraction), clip_rate [models, epochs], and
-    first_nonfinite_step [models] (1-based optimizer step, -1 if never). Models of
-    different depths are padded with NaN to the deepest one.
+    (dead_fraction, saturated_fraction), clip_rate [models, epochs], and per model
+    where training first met a NaN/Inf (stablelearn.telemetry.origin has the rule):
+    first_nonfinite_step (the 1-based optimizer step whose loss, forward values,
+    gradient or updated weights were first non-finite; -1 if never),
+    first_nonfinite_layer (0-based among the model's own layers, the output layer
+    last; -1 if never), first_nonfinite_direction ("forward" or "backward", "" if
+    never) and first_nonfinite_kind ("output", "loss", "gradient" or "update"; "").
+    Models of different depths are padded with NaN to the deepest one.
     """
 
     runs: tuple[Run, ...]
@@ -278,6 +289,9 @@ def _stitch_telemetry(n: int, epochs: int, groups: Sequence[GroupOutput]) -> dic
     stitched |= {key: np.full((n, epochs, layers - 1), np.nan, np.float32) for key in PER_HIDDEN}
     stitched["clip_rate"] = np.full((n, epochs), np.nan, np.float32)
     stitched["first_nonfinite_step"] = np.full(n, -1, np.int64)
+    stitched["first_nonfinite_layer"] = np.full(n, -1, np.int64)
+    stitched["first_nonfinite_direction"] = np.full(n, "", "<U8")
+    stitched["first_nonfinite_kind"] = np.full(n, "", "<U8")
     for group in groups:
         t = group.telemetry
         idx = np.asarray(group.indices)
@@ -285,5 +299,6 @@ def _stitch_telemetry(n: int, epochs: int, groups: Sequence[GroupOutput]) -> dic
             values = np.swapaxes(t[key], 0, 1)
             stitched[key][idx, :, : values.shape[2]] = values
         stitched["clip_rate"][idx] = t["clip_rate"].T
-        stitched["first_nonfinite_step"][idx] = t["first_nonfinite_step"]
+        for key in NONFINITE:
+            stitched[key][idx] = t[key]
     return stitched

@@ -4,7 +4,8 @@ Per model, layer and epoch: the L2 norm of the layer's gradient (kernel and bias
 together) as a root mean square over the epoch's steps, the largest absolute gradient
 entry, the weight norm at the epoch's end and the epoch's update-to-weight ratio
 ||w_end - w_start|| / ||w_start||. Per model and epoch: the fraction of steps where
-clipping changed the gradient, and the first step whose loss was NaN/Inf. Per hidden
+clipping changed the gradient, and the first step at which something became NaN/Inf,
+with the layer and direction it came from (see `origin`). Per hidden
 layer, at each epoch's end on the whole training split: the fraction of dead ReLU units
 (zero for every training example) and of saturated tanh/sigmoid activations
 (|tanh| > 0.99; sigmoid outside [0.01, 0.99]). Gradients are recorded *before*
@@ -37,18 +38,99 @@ def layer_norms(tree: Params) -> jax.Array:
     return jnp.stack([jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in layer.values())) for layer in tree])
 
 
+# Where the first non-finite value of a step came from: what `origin` returns as a kind
+# (0: nothing), with its direction. The vocabulary of stablelearn.torch.watch and the
+# Keras Monitor: "forward" is a value the forward pass computed, "backward" one that
+# backpropagation (or the update it feeds) produced.
+ORIGIN_KINDS = ("", "output", "loss", "gradient", "update")
+ORIGIN_DIRECTIONS = ("", "forward", "forward", "backward", "backward")
+
+
 def init_accumulator(params: Params) -> dict[str, Any]:
     """Running sums for one model over one epoch."""
     zeros = jax.tree.map(jnp.zeros_like, params)
-    return {"sq": zeros, "abs": zeros, "clipped": jnp.float32(0), "first_bad": jnp.int32(-1)}
+    return {
+        "sq": zeros,
+        "abs": zeros,
+        "clipped": jnp.float32(0),
+        "first_bad": jnp.int32(-1),
+        "bad_layer": jnp.int32(-1),
+        "bad_kind": jnp.int32(0),
+    }
+
+
+def layer_bad(tree: Any) -> jax.Array:
+    """[layers] bool: whether any entry of each layer's arrays (a dict per layer, maybe
+    empty) is NaN/Inf."""
+    return jnp.stack(
+        [
+            jnp.any(jnp.stack([~jnp.all(jnp.isfinite(leaf)) for leaf in layer.values()]))
+            if layer
+            else jnp.bool_(False)
+            for layer in tree
+        ]
+    )
+
+
+def forward_bad(activations: list[jax.Array], weights: jax.Array) -> jax.Array:
+    """[layers] bool: whether a layer's output (its activation [units, batch]) is NaN/Inf
+    on a real row of the batch (`weights` [batch], 0 marks padding).
+
+    The activation, not the pre-activation: a pre-activation that overflows into a
+    saturating activation (tanh(inf) = 1, relu(-inf) = 0) sends nothing non-finite on,
+    and its derivative there is 0, so no NaN starts there. (Reading the pre-activations
+    too also made XLA fuse packed programs differently, moving their numbers by 1 ulp.)"""
+    padding = weights == 0
+    return jnp.stack([~jnp.all(jnp.isfinite(a) | padding) for a in activations])
+
+
+def origin(flags: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """(kind, layer) of one step's first non-finite value from its flags: `forward`,
+    `gradient`, `update` [layers] bool (a layer's forward values, its raw gradient
+    before clipping, its weights after the update) and `loss` (scalar bool).
+
+    The rule, in the order a step computes:
+    - forward, kind "output": the first (shallowest) layer whose output (activation)
+      is non-finite, or whose batch normalization's moving statistics became so; the
+      weights are finite at the step's start (an earlier step that broke them was
+      recorded as the origin instead);
+    - forward, kind "loss": every layer's values are finite but the loss is not (an
+      MSE of a finite output can overflow); the layer is the output layer;
+    - backward, kind "gradient": the forward pass and loss are finite but a gradient is
+      not: the deepest layer with a non-finite gradient, where backpropagation first
+      overflowed (it runs from the output layer down);
+    - backward, kind "update": every gradient is finite but the weights after the
+      update are not (a finite gradient times the learning rate, or the momentum,
+      overflowed): the deepest such layer, as watch() and the Monitor name the deepest
+      layer whose weights the update made non-finite.
+    kind is an index into ORIGIN_KINDS (0: nothing non-finite), layer -1 then."""
+    fwd, grad, update = flags["forward"], flags["gradient"], flags["update"]
+    n = fwd.shape[0]
+
+    def deepest(bad: jax.Array) -> jax.Array:
+        return n - 1 - jnp.argmax(bad[::-1])
+
+    cases = [jnp.any(fwd), flags["loss"], jnp.any(grad), jnp.any(update)]
+    kind = jnp.select(cases, [1, 2, 3, 4], 0).astype(jnp.int32)
+    layer = jnp.select(cases, [jnp.argmax(fwd), n - 1, deepest(grad), deepest(update)], -1)
+    return kind, layer.astype(jnp.int32)
 
 
 def accumulate(
-    acc: dict[str, Any], grads: Params, clipped: Params | None, loss: jax.Array, step: jax.Array
+    acc: dict[str, Any],
+    grads: Params,
+    clipped: Params | None,
+    loss: jax.Array,
+    step: jax.Array,
+    flags: dict[str, jax.Array] | None = None,
 ) -> dict[str, Any]:
     """Add one step. Non-finite gradient entries add nothing, so the epoch in which a
     model diverges still shows how large its gradients grew. `clipped` is the gradient
-    after clipping, or None when no model of the ensemble clips."""
+    after clipping, or None when no model of the ensemble clips. `flags` (see `origin`)
+    say where a non-finite value came from; the epoch keeps the first step that had
+    one, with its layer and kind. Without them only the loss is checked, which finds
+    the first bad step at most one step late (after a NaN/Inf gradient the next step's
+    loss is NaN), with no layer."""
     safe = jax.tree.map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grads)
     out = {
         "sq": jax.tree.map(lambda a, g: a + g * g, acc["sq"], safe),
@@ -60,10 +142,14 @@ def accumulate(
         changed = jnp.any(jnp.stack([jnp.any(a != b) for a, b in pairs]))
         # NaN != NaN: a non-finite step does not count as clipped
         out["clipped"] = acc["clipped"] + (changed & jnp.isfinite(loss)).astype(jnp.float32)
-    # after a NaN/Inf gradient the next step's loss is NaN, so checking the loss finds
-    # the first bad step at most one step late without reducing every gradient
-    bad = ~jnp.isfinite(loss)
-    out["first_bad"] = jnp.where((acc["first_bad"] < 0) & bad, step, acc["first_bad"])
+    if flags is None:
+        kind, layer = jnp.where(jnp.isfinite(loss), 0, 2).astype(jnp.int32), jnp.int32(-1)
+    else:
+        kind, layer = origin(flags)
+    first = (acc["first_bad"] < 0) & (kind > 0)
+    out["first_bad"] = jnp.where(first, step, acc["first_bad"])
+    out["bad_layer"] = jnp.where(first, layer, acc["bad_layer"])
+    out["bad_kind"] = jnp.where(first, kind, acc["bad_kind"])
     return out
 
 
@@ -83,6 +169,8 @@ def epoch_stats(
         "weight_norm": layer_norms(end),
         "clip_rate": acc["clipped"] / n_steps,
         "first_bad_step": acc["first_bad"],
+        "first_bad_layer": acc["bad_layer"],
+        "first_bad_kind": acc["bad_kind"],
     }
 
 

@@ -43,6 +43,9 @@ def telemetry(n=3, epochs=EPOCHS, layers=3, **values):
         "saturated_fraction": np.zeros((n, epochs, layers - 1), np.float32),
         "clip_rate": np.zeros((n, epochs), np.float32),
         "first_nonfinite_step": np.full(n, -1, np.int64),
+        "first_nonfinite_layer": np.full(n, -1, np.int64),
+        "first_nonfinite_direction": np.full(n, "", "<U8"),
+        "first_nonfinite_kind": np.full(n, "", "<U8"),
     }
     for key, value in values.items():
         t[key] = np.asarray(value, t[key].dtype)
@@ -155,6 +158,41 @@ def test_exploding_fires_on_a_diverged_model_with_its_first_bad_step():
     assert finding.evidence["first_nonfinite_step_min"] == 20
     assert "from epoch 2" in finding.message
     assert finding.repairs[0] == "scale_target_standard"
+
+
+def test_exploding_says_where_the_first_nonfinite_value_came_from_most_often():
+    """Three of four models diverge: two from layer 2's gradient (steps 5 and 3), one
+    from the output layer's update; the most common origin leads, from its first step."""
+    tele = telemetry(
+        n=4,
+        first_nonfinite_step=[5, 3, 4, -1],
+        first_nonfinite_layer=[1, 1, 2, -1],
+        first_nonfinite_direction=["backward", "backward", "backward", ""],
+        first_nonfinite_kind=["gradient", "gradient", "update", ""],
+    )
+    result = synthetic(
+        [np.nan, np.nan, np.nan, 0.1], diverged_epoch=[1, 1, 1, -1], tele=tele,
+        seeds=(0, 1, 2, 3),
+    )  # fmt: skip
+    origins = dx.Observation.from_result(result).nan_origins()
+    assert origins[3] is None
+    assert origins[0].describe() == "step 5, layer 2 of 3, backward (gradient)"
+    assert origins[2].describe() == "step 4, the output layer, backward (update)"
+    assert origins[2].phrase() == "the update of the output layer"
+    assert origins[0].layer_name == "hidden_2" and origins[2].layer_name == "output"
+    finding = dx.detect_exploding(result)
+    origin = finding.evidence["nan_origin"]
+    assert (origin["models"], origin["of"], origin["origins"], origin["step"]) == (2, 3, 2, 3)
+    assert origin["sentence"] == (
+        "first non-finite value at step 3, layer 2 of 3, backward (gradient), in 2 of 3 models"
+    )
+    assert origin["sentence"] in finding.message
+    # without the origin (telemetry off, or an older result): no evidence, same message
+    bare = {k: v for k, v in tele.items() if not k.startswith("first_nonfinite_") or
+            k == "first_nonfinite_step"}  # fmt: skip
+    result = synthetic([np.nan] * 3 + [0.1], diverged_epoch=[1, 1, 1, -1], tele=bare,
+                       seeds=(0, 1, 2, 3))  # fmt: skip
+    assert "nan_origin" not in dx.detect_exploding(result).evidence
 
 
 def test_exploding_fires_on_a_thousandfold_growth_of_the_gradient_norm():
@@ -519,6 +557,8 @@ def test_unscaled_mlp_explodes(lesson_findings):
     assert evidence["affected"] == "10/10"
     assert evidence["diverged_epoch_min"] == 1
     assert 1 <= evidence["first_nonfinite_step_min"] <= 16  # within the first epoch
+    assert evidence["nan_origin"]["where"] == "the output layer"
+    assert evidence["nan_origin"]["direction"] == "forward"
 
 
 @pytest.mark.slow

@@ -101,6 +101,7 @@ def test_telemetry_has_the_documented_keys_and_shapes(full_batch):
     assert set(t) == {
         "grad_norm", "grad_abs_max", "update_ratio", "weight_norm",
         "dead_fraction", "saturated_fraction", "clip_rate", "first_nonfinite_step",
+        "first_nonfinite_layer", "first_nonfinite_direction", "first_nonfinite_kind",
     }  # fmt: skip
     for key in ("grad_norm", "grad_abs_max", "update_ratio", "weight_norm"):
         assert t[key].shape == (1, EPOCHS, 2), key
@@ -108,6 +109,9 @@ def test_telemetry_has_the_documented_keys_and_shapes(full_batch):
     assert t["saturated_fraction"].shape == (1, EPOCHS, 1)
     assert t["clip_rate"].shape == (1, EPOCHS)
     assert t["first_nonfinite_step"].tolist() == [-1]
+    assert t["first_nonfinite_layer"].tolist() == [-1]
+    assert t["first_nonfinite_direction"].tolist() == [""]
+    assert t["first_nonfinite_kind"].tolist() == [""]
     assert full_batch.layer_names() == ["hidden_1", "output"]
 
 
@@ -291,8 +295,10 @@ def test_models_of_different_depths_are_padded_with_nan(relu_net, data, full_bat
 def test_the_lessons_unscaled_regression_reports_its_first_nonfinite_step(
     lesson_mlp, lesson_sgd, unscaled
 ):
-    """Lesson 2.1.2.1 (4 models, 5 epochs): recompute each model's first NaN/Inf batch
-    loss by replaying its batches with SGD momentum 0.9 (v <- m v - lr g; w <- w + v)."""
+    """Lesson 2.1.2.1 (4 models, 5 epochs): recompute each model's first step with a
+    NaN/Inf (a layer's output, the loss, a gradient, the updated weights) and where it
+    came from by replaying its batches with SGD momentum 0.9 (v <- m v - lr g;
+    w <- w + v), reading the rule of telemetry.origin off the replayed values."""
     seeds = [0, 1, 2, 3]
     config = sl.TrainConfig(epochs=5)
     result = sl.train([sl.Run(lesson_mlp, lesson_sgd, unscaled, s, config) for s in seeds])
@@ -307,20 +313,147 @@ def test_the_lessons_unscaled_regression_reports_its_first_nonfinite_step(
     for m in range(len(seeds)):
         params = one(init, m)
         velocity = jax.tree.map(np.zeros_like, params)
-        expected = -1
+        expected = (-1, -1, "", "")
         for s in range(steps_per_epoch):
             idx = rows[0, s, m]
-            loss, grads = loss_and_grad(
-                lesson_mlp, params, unscaled.train_x[idx], unscaled.train_y[idx], weights[s]
-            )
-            if not np.isfinite(float(loss)):
-                expected = s + 1
-                break
+            x, y = unscaled.train_x[idx], unscaled.train_y[idx]
+            loss, grads = loss_and_grad(lesson_mlp, params, x, y, weights[s])
             velocity = jax.tree.map(lambda v, g: 0.9 * v - 0.01 * g, velocity, grads)
-            params = jax.tree.map(lambda w, v: w + v, params, velocity)
-        assert first[m] == expected, (m, first[m], expected)
+            new = jax.tree.map(lambda w, v: w + v, params, velocity)
+            _, outputs = forward_layers(lesson_mlp, params, jnp.asarray(x).T)
+            bad = {
+                "output": [not np.isfinite(np.asarray(a)).all() for a in outputs],
+                "loss": [not np.isfinite(float(loss))] * 2,
+                "gradient": [not all(np.isfinite(v).all() for v in g.values()) for g in grads],
+                "update": [not all(np.isfinite(v).all() for v in w.values()) for w in new],
+            }
+            kind = next((k for k, flags in bad.items() if any(flags)), None)
+            if kind is not None:
+                flags = bad[kind]
+                layer = (
+                    flags.index(True)
+                    if kind == "output"
+                    else len(flags) - 1 - flags[::-1].index(True)
+                )
+                direction = "forward" if kind in ("output", "loss") else "backward"
+                expected = (s + 1, layer, direction, kind)
+                break
+            params = new
+        t = result.telemetry
+        got = tuple(t[k][m] for k in ("first_nonfinite_step", "first_nonfinite_layer",
+                                      "first_nonfinite_direction", "first_nonfinite_kind"))  # fmt: skip
+        assert got == expected, (m, got, expected)
     # the exploding epoch shows gradient entries far beyond anything healthy
     assert (result.telemetry["grad_abs_max"][:, 0].max(axis=1) > 1e15).all()
+
+
+# --- where the first NaN/Inf came from ---------------------------------------------------------
+
+
+def _scaled_data(x_scale: float, positive: bool = False) -> PreparedData:
+    d = tiny_data()
+    x = np.abs(d.train_x) if positive else d.train_x
+    return PreparedData(
+        (x * x_scale).astype(np.float32), d.train_y, d.test_x, d.test_y, "regression",
+        Scaler(), Scaler(), name="tiny-scaled",
+    )  # fmt: skip
+
+
+def _origin(result) -> tuple:
+    t = result.telemetry
+    return tuple(
+        t[k].tolist()
+        for k in ("first_nonfinite_step", "first_nonfinite_layer", "first_nonfinite_direction",
+                  "first_nonfinite_kind")
+    )  # fmt: skip
+
+
+def _with_weights(relu_net, kernels):
+    """The seeded initial weights with the kernels' magnitudes replaced (signs kept)."""
+    init = one(sl.init_ensemble(relu_net, [SEED]))
+    return stack(
+        tuple(
+            {"kernel": (np.where(layer["kernel"] < 0, -1, 1) * k).astype(np.float32),
+             "bias": layer["bias"]}
+            for layer, k in zip(init, kernels, strict=True)
+        )
+    )  # fmt: skip
+
+
+def test_a_forward_overflow_is_located_at_the_first_layer_whose_output_is_inf(relu_net):
+    """Positive inputs of about 1e37 times hidden kernels above 100 overflow the hidden
+    layer at step 1 (relu(inf) = inf): forward, layer 0, though the loss is NaN too."""
+    init = one(sl.init_ensemble(relu_net, [SEED]))
+    big = _scaled_data(1e37, positive=True)
+    params = stack(({"kernel": np.abs(init[0]["kernel"]) + 100, "bias": init[0]["bias"]}, init[1]))
+    result = sl.train([sl.Run(relu_net, sl.SGD(LR, 0.0), big, SEED, FULL_BATCH)], params)
+    assert _origin(result) == ([1], [0], ["forward"], ["output"])
+    assert result.diverged_epoch.tolist() == [1]
+
+
+def test_a_gradient_overflow_with_a_finite_forward_pass_is_backward_at_its_deepest_layer(
+    relu_net,
+):
+    """Inputs of 1e20, a hidden kernel of 1e-25 and an output kernel of 1e20: every
+    activation and the loss are finite (output ~1e15, loss ~1e30), the output layer's
+    gradient too (~1e10), but the hidden kernel's, delta (~1e35) times x (1e20),
+    overflows: backward, the hidden layer (0), gradient, at step 1."""
+    big = _scaled_data(1e20)
+    params = _with_weights(relu_net, (1e-25, 1e20))
+    result = sl.train([sl.Run(relu_net, sl.SGD(LR, 0.0), big, SEED, FULL_BATCH)], params)
+    assert _origin(result) == ([1], [0], ["backward"], ["gradient"])
+
+
+def test_weights_a_finite_gradient_times_the_learning_rate_overflows_are_backward_update(
+    relu_net,
+):
+    """A learning rate of 1e38 on a target in the hundreds: the first step's gradients
+    are finite (hundreds), its update is not."""
+    run = sl.Run(relu_net, sl.SGD(1e38, 0.0), tiny_data(100.0), SEED, FULL_BATCH)
+    result = sl.train([run])
+    # the deepest layer whose weights became inf: the output layer
+    assert _origin(result) == ([1], [1], ["backward"], ["update"])
+    assert result.diverged_epoch.tolist() == [1]
+
+
+@pytest.mark.slow
+def test_a_packed_model_reports_its_own_layers_not_the_programs_slots(relu_net):
+    """A depth-1 model packed with a depth-2 one (as in the test above): its output layer
+    sits in the program's slot 2, which it reports as its own layer 1, as when trained
+    alone; the depth-2 model's output layer is its layer 2."""
+    deeper = sl.MLP(3, (sl.Dense(2, "relu"), sl.Dense(2, "relu")), sl.Dense(1))
+    data = tiny_data(100.0)
+    runs = [sl.Run(m, sl.SGD(1e38, 0.0), data, SEED, FULL_BATCH) for m in (relu_net, deeper)]
+    result = sl.train(runs)
+    assert result.timing.programs == 1
+    assert _origin(result) == ([1, 1], [1, 2], ["backward"] * 2, ["update"] * 2)
+    alone = sl.train(runs[:1])
+    assert _origin(alone) == _origin(result.select([True, False]))
+
+
+def test_origin_reads_forward_first_then_the_loss_then_gradients_then_updates():
+    def flags(forward=(0, 0, 0), loss=False, gradient=(0, 0, 0), update=(0, 0, 0)):
+        return {
+            "forward": jnp.asarray(forward, bool), "loss": jnp.asarray(loss),
+            "gradient": jnp.asarray(gradient, bool), "update": jnp.asarray(update, bool),
+        }  # fmt: skip
+
+    kinds = telemetry.ORIGIN_KINDS
+
+    def origin(**kw):
+        kind, layer = telemetry.origin(flags(**kw))
+        return kinds[int(kind)], int(layer)
+
+    assert origin() == ("", -1)
+    # forward: the shallowest layer whose output is bad, whatever else is bad
+    assert origin(forward=(0, 1, 1), loss=True, gradient=(1, 1, 1)) == ("output", 1)
+    assert origin(loss=True, gradient=(1, 0, 0)) == ("loss", 2)  # the output layer
+    # backward: the deepest layer, where backpropagation overflowed first
+    assert origin(gradient=(1, 1, 0), update=(1, 1, 1)) == ("gradient", 1)
+    assert origin(update=(1, 0, 1)) == ("update", 2)
+    assert [telemetry.ORIGIN_DIRECTIONS[kinds.index(k)] for k in kinds[1:]] == [
+        "forward", "forward", "backward", "backward",
+    ]  # fmt: skip
 
 
 # --- accumulate and epoch_stats on hand-made pytrees ---------------------------------------
@@ -380,6 +513,27 @@ def test_accumulate_sums_squares_keeps_the_largest_entry_and_skips_nonfinite_ent
     np.testing.assert_allclose(stats["weight_norm"], [np.sqrt(11), np.sqrt(41)], rtol=1e-6)
     assert float(stats["clip_rate"]) == 0.0
     assert int(stats["first_bad_step"]) == 1
+
+
+def test_accumulate_keeps_the_first_bad_steps_layer_and_kind():
+    params = tree([[1.0]], [1.0], [[1.0]], [1.0])
+    grads = tree([[3.0]], [4.0], [[0.5]], [0.5])
+    clean = {"forward": jnp.zeros(2, bool), "loss": jnp.bool_(False),
+             "gradient": jnp.zeros(2, bool), "update": jnp.zeros(2, bool)}  # fmt: skip
+    acc = telemetry.init_accumulator(params)
+    assert (int(acc["bad_layer"]), int(acc["bad_kind"])) == (-1, 0)
+    acc = telemetry.accumulate(acc, grads, None, jnp.float32(1.0), jnp.int32(0), clean)
+    assert int(acc["first_bad"]) == -1
+    # step 1: the loss is finite, but the output layer's gradient is not
+    bad_grad = clean | {"gradient": jnp.asarray([True, True])}
+    acc = telemetry.accumulate(acc, grads, None, jnp.float32(1.0), jnp.int32(1), bad_grad)
+    acc = telemetry.accumulate(
+        acc, grads, None, jnp.float32(np.nan), jnp.int32(2), clean | {"forward": jnp.ones(2, bool)}
+    )
+    stats = telemetry.epoch_stats(acc, params, params, 3)
+    assert int(stats["first_bad_step"]) == 1
+    assert int(stats["first_bad_layer"]) == 1
+    assert telemetry.ORIGIN_KINDS[int(stats["first_bad_kind"])] == "gradient"
 
 
 def test_accumulate_counts_clipped_steps_only_when_clipping_changed_a_finite_step():

@@ -50,3 +50,18 @@ def test_information_alone_is_no_cause():
 def test_a_symptom_without_its_evidence_falls_back_to_its_title():
     assert symptom(f("target_spread")) == "target spread"
     assert symptom(f("some_new_detector")) == "some new detector"
+
+
+def test_diverged_models_say_where_their_first_nonfinite_value_came_from():
+    origin = {
+        "phrase": "the gradient of layer 2 of 4",
+        "direction": "backward",
+        "models": 7,
+        "of": 9,
+    }
+    exploding = f("exploding_gradients", "critical", affected="9/10", diverged_epoch_min=3,
+                  nan_origin=origin)  # fmt: skip
+    assert symptom(exploding) == (
+        "9/10 models blow up (from epoch 3), the first NaN/Inf in the gradient of layer 2 of 4 "
+        "(backward) in 7/9"
+    )

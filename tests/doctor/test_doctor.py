@@ -83,6 +83,12 @@ def test_the_unscaled_target_is_diagnosed(unscaled_diagnosis):
     assert exploding.severity == "critical"
     assert exploding.evidence["affected"] == f"{REPEATS}/{REPEATS}"
     assert exploding.evidence["diverged_epoch_min"] == 1
+    # the weights grow large but finite, then the output layer's output or loss overflows
+    origin = exploding.evidence["nan_origin"]
+    assert (origin["where"], origin["direction"]) == ("the output layer", "forward")
+    assert origin["kind"] in ("output", "loss") and 1 <= origin["step"] <= 16
+    assert origin["of"] == REPEATS and origin["models"] >= REPEATS // 2
+    assert origin["sentence"] in exploding.message
     baseline = unscaled_diagnosis.scores[0]
     assert baseline.name == "your configuration"
     assert (baseline.n, baseline.diverged, baseline.median) == (REPEATS, REPEATS, math.inf)
@@ -142,6 +148,11 @@ def test_the_summary_leads_with_cause_fix_and_certainty(unscaled_diagnosis):
         f"{format_p(d.verdict.p_value)}" in lines[0]
     )
     assert lines[1].startswith("Why: The target's spread (std 153) makes the gradients large; ")
+    origin = d.findings[1].evidence["nan_origin"]
+    assert (
+        f"blow up (from epoch 1), the first NaN/Inf in {origin['phrase']} (forward) in "
+        f"{origin['models']}/{REPEATS}" in lines[1]
+    )
     assert lines[2].startswith("[warning] Regression target with a large spread:")
     assert lines[3].startswith(f"  [critical] Exploding gradients: {REPEATS} of {REPEATS} models")
     assert lines[4].startswith("Step 1: ")
@@ -171,7 +182,14 @@ def test_write_doctor_writes_strict_json_a_report_and_a_runnable_recommendation(
 
     text = (doctor_folder / "diagnosis.json").read_text()
     doc = json.loads(text, parse_constant=no_constants)
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == 3
+    origins = doc["nan_origin"]
+    assert [m["seed"] for m in origins["models"]] == list(range(REPEATS))
+    assert all(m["origin"]["direction"] == "forward" for m in origins["models"])
+    assert origins["summary"]["where"] == "the output layer"
+    assert origins["summary"]["models"] == sum(
+        m["origin"]["kind"] == origins["summary"]["kind"] for m in origins["models"]
+    )
     assert doc["data"]["task"] == "regression"
     assert doc["data"]["rows"] == 1000 and len(doc["data"]["features"]) == 20
     assert [f["id"] for f in doc["findings"]] == ["target_spread", "exploding_gradients"]
@@ -284,6 +302,8 @@ def test_a_healthy_configuration_gets_no_recommendation(standardized_diagnosis):
     lines = summary_lines(d)
     assert lines[0] == "No problem found: your configuration trains normally on this data."
     assert lines[1:] == [f"Search: {d.search.spend.describe()}."]
+    origins = d.nan_origin()
+    assert origins["summary"] is None and all(m["origin"] is None for m in origins["models"])
 
 
 def test_a_configuration_that_already_scales_its_target_is_not_told_to_scale_it(

@@ -99,6 +99,11 @@ def symptom(finding: Finding) -> str:
         "exploding_gradients": lambda: (
             f"{affected} models blow up"
             + (f" (from epoch {e['diverged_epoch_min']})" if "diverged_epoch_min" in e else "")
+            + (
+                _first_nan(e["nan_origin"])
+                if "diverged_epoch_min" in e and "nan_origin" in e
+                else ""
+            )
         ),
         "oscillating_loss": lambda: f"the loss oscillates in {affected} models",
         "saturation": lambda: f"{affected} models' units saturate ({layers}{since})",
@@ -113,6 +118,14 @@ def symptom(finding: Finding) -> str:
         return templates[finding.id]() if finding.id in templates else finding.title.lower()
     except (KeyError, TypeError, ValueError):  # evidence without the expected fields
         return finding.title.lower()
+
+
+def _first_nan(origin: dict) -> str:
+    """ ", the first NaN/Inf in the loss (forward) in 10/10": where models diverged from."""
+    return (
+        f", the first NaN/Inf in {origin['phrase']} ({origin['direction']}) in "
+        f"{origin['models']}/{origin['of']}"
+    )
 
 
 def _rank(finding: Finding) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from stablelearn.diagnostics import Finding
+from stablelearn.diagnostics import Finding, Observation, nan_origin_summary
 from stablelearn.doctor.causes import CauseChain, cause_chain
 from stablelearn.doctor.repairs import MAX_CANDIDATES, Candidate
 from stablelearn.doctor.sample import MAX_ROWS, RowSample, on_sample, row_sample
@@ -120,6 +120,20 @@ class Diagnosis:
         """Whose code the user writes: PyTorch for a .pt model file, else Keras (the lesson's)."""
         model_file = self.experiment.raw.get("model_file")
         return framework(model_file) if model_file else "Keras"
+
+    def nan_origin(self) -> dict[str, Any]:
+        """Where each of the user's models first went NaN/Inf (see
+        stablelearn.diagnostics.NanOrigin), with the most common origin: diagnosis.json's
+        `nan_origin`."""
+        result = self.baseline.variants[0].result
+        origins = Observation.from_result(result).nan_origins()
+        return {
+            "models": [
+                {"model": i, "seed": int(seed), "origin": None if o is None else o.to_json()}
+                for i, (seed, o) in enumerate(zip(result.seeds, origins, strict=True))
+            ],
+            "summary": nan_origin_summary(origins),
+        }
 
     def code(self) -> list[str]:
         """The recommended change as the Keras or PyTorch (and scikit-learn) code to write."""

@@ -27,7 +27,8 @@ from stablelearn.io import atomic_folder, json_safe, write_json
 from stablelearn.report import write_report
 from stablelearn.stats import format_p
 
-SCHEMA_VERSION = 2
+# diagnosis.json's layout: 3 added `nan_origin` (2: cause, repair_path, verdict, budget)
+SCHEMA_VERSION = 3
 
 
 def headline(diagnosis: Diagnosis) -> str:
@@ -144,6 +145,7 @@ def diagnosis_json(diagnosis: Diagnosis, toml_name: str) -> dict[str, Any]:
             if diagnosis.recommended is not None
             else None,
             "budget": asdict(diagnosis.search.spend),
+            "nan_origin": diagnosis.nan_origin(),
             "score": {"name": diagnosis.score_name, "higher_is_better": diagnosis.higher_is_better},
             "candidates": [
                 {**s.to_json(), "tables": None if i == 0 else _tables_of(diagnosis, s.name)}

@@ -305,6 +305,32 @@ def _unused_slots_kept(updates: Params, layout: dict[str, jax.Array]) -> Params:
     )
 
 
+def _origin_flags(
+    program: Program,
+    layout: dict[str, jax.Array],
+    forward_bad: jax.Array,
+    state: State,
+    loss: jax.Array,
+    grads: Params,
+    new_params: Params,
+) -> dict[str, jax.Array]:
+    """One model's step, per layer (slot): NaN/Inf in its forward values (or the moving
+    statistics its batch normalization updated), its raw gradient, its weights after
+    the update; and in the loss (see telemetry.origin). Slots a packed model does not
+    use are never reported: they pass the activations through, and an overflowing input
+    times their zero weights reads NaN there before the layer that overflowed is seen."""
+    flags = {
+        "forward": forward_bad | telemetry.layer_bad(state),
+        "loss": ~jnp.isfinite(loss),
+        "gradient": telemetry.layer_bad(grads),
+        "update": telemetry.layer_bad(new_params),
+    }
+    if program.packing is not None:
+        used = jnp.concatenate([layout["active"], jnp.ones((1,), bool)])
+        flags |= {k: v & used for k, v in flags.items() if k != "loss"}
+    return flags
+
+
 def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
@@ -375,19 +401,25 @@ def train_program(
         y = train_y[v, rows]
 
         def batch_loss(p):
-            logits, output, new_state = forward(
+            zs, activations, new_state = forward_layers(
                 program, p, x_t, layout, state, weights, training=True
             )
+            logits, output = zs[-1], activations[-1]
             per_row = losses.per_example_loss(program.loss, logits, output, y, program.bce_form)
-            return losses.weighted_mean(per_row, weights), (output, new_state)
+            # telemetry: which layers output a NaN/Inf (read only, never differentiated)
+            forward_bad = telemetry.forward_bad(activations, weights) if program.telemetry else ()
+            return losses.weighted_mean(per_row, weights), (output, new_state, forward_bad)
 
         # the moving statistics come out as data: the gradient is the parameters' alone
-        (loss, (output, state)), grads = jax.value_and_grad(batch_loss, has_aux=True)(params)
+        (loss, (output, new_state, forward_bad)), grads = jax.value_and_grad(
+            batch_loss, has_aux=True
+        )(params)
         clip, optimizer = _stages(program, hp)
         clipped, clip_state = clip.update(grads, opt_state[0])
         updates, optimizer_state = optimizer.update(clipped, opt_state[1], params)
         if program.packing is not None:
             updates = _unused_slots_kept(updates, layout)
+        new_params = optax.apply_updates(params, updates)
         batch_size = jnp.sum(weights)
         sums = [loss * batch_size]
         sums += [
@@ -395,9 +427,10 @@ def train_program(
         ]
         if program.telemetry:
             seen = clipped if program.optimizer.clip_modes else None
-            acc = telemetry.accumulate(acc, grads, seen, loss, step)
+            flags = _origin_flags(program, layout, forward_bad, new_state, loss, grads, new_params)
+            acc = telemetry.accumulate(acc, grads, seen, loss, step, flags)
         new_opt_state = (clip_state, optimizer_state)
-        return optax.apply_updates(params, updates), state, new_opt_state, acc, jnp.stack(sums)
+        return new_params, new_state, new_opt_state, acc, jnp.stack(sums)
 
     steps = jax.vmap(model_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None))
     evaluate = jax.vmap(

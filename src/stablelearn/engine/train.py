@@ -39,6 +39,7 @@ from stablelearn.model import MLP, Params, State, split_state
 from stablelearn.optim import Optimizer, stack_hyperparameters
 from stablelearn.results import GroupOutput, TrainResult
 from stablelearn.runs import Run, TrainConfig
+from stablelearn.telemetry import ORIGIN_DIRECTIONS, ORIGIN_KINDS
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,6 +261,26 @@ def _padded(rows: np.ndarray, epochs: int) -> np.ndarray:
     return np.concatenate([rows, pad])
 
 
+def _first_nonfinite(
+    recorder: HistoryRecorder, model_layers: tuple[tuple[int, ...], ...] | None
+) -> dict[str, np.ndarray]:
+    """Per model, the first step with a NaN/Inf and where it came from (see
+    stablelearn.telemetry.origin): the model's own layer (0-based, output last; -1 if
+    never), a packed program's slot mapped back to it; direction and kind as words."""
+    layer = recorder.first_nonfinite_layer.copy()
+    if model_layers is not None:  # the program never reports a slot its model skips
+        for m, slots in enumerate(model_layers):
+            if layer[m] >= 0:
+                layer[m] = slots.index(int(layer[m]))
+    kind = recorder.first_nonfinite_kind
+    return {
+        "first_nonfinite_step": recorder.first_nonfinite_step,
+        "first_nonfinite_layer": layer,
+        "first_nonfinite_direction": np.asarray(ORIGIN_DIRECTIONS)[kind],
+        "first_nonfinite_kind": np.asarray(ORIGIN_KINDS)[kind],
+    }
+
+
 def execute(group: CompiledGroup, stop: threading.Event | None = None) -> GroupOutput:
     """Run one compiled group and return its output as NumPy arrays; raises Stopped
     between two chunks once `stop` is set."""
@@ -274,8 +295,8 @@ def execute(group: CompiledGroup, stop: threading.Event | None = None) -> GroupO
         if telemetry:
             telemetry = unpack_telemetry(telemetry, model_layers)
     if telemetry:
-        telemetry = {k: v for k, v in telemetry.items() if k != "first_bad_step"}
-        telemetry["first_nonfinite_step"] = recorder.first_nonfinite_step
+        telemetry = {k: v for k, v in telemetry.items() if not k.startswith("first_bad_")}
+        telemetry |= _first_nonfinite(recorder, model_layers)
     # moving statistics are reported with their layer's weights, as Keras' get_weights
     params = tuple({**p, **s} for p, s in zip(out["params"], out["state"], strict=True))
     return GroupOutput(

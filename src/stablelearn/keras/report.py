@@ -4,7 +4,8 @@
 diagnosis.json keeps the doctor's keys (schema_version, data, configuration, repeats,
 epochs, findings, score, candidates, recommended, summary) so tools that read one read
 both; a watched model has one run and no repairs tried, so `candidates` is empty and
-`recommended` null. It adds `source`, `first_nonfinite` and `layers` (the per-layer,
+`recommended` null, and `nan_origin` null: where its one model's first NaN/Inf came
+from is `first_nonfinite`. It adds `source`, `first_nonfinite` and `layers` (the per-layer,
 per-epoch statistics).
 """
 
@@ -63,6 +64,7 @@ def monitor_json(monitor: Any) -> dict[str, Any]:
             "candidates": [],
             "recommended": None,
             "first_nonfinite": asdict(monitor.first_nonfinite) if monitor.first_nonfinite else None,
+            "nan_origin": None,  # the doctor's per-model section; one model: first_nonfinite
             "layers": monitor.layer_table(),
             "summary": monitor.summary(),
         }

@@ -36,6 +36,7 @@ def watch_json(handle: Any) -> dict[str, Any]:
             "candidates": [],
             "recommended": None,
             "first_nonfinite": asdict(bad) if bad else None,
+            "nan_origin": None,  # the doctor's per-model section; one model: first_nonfinite
             "layers": handle.layer_table(),
             "summary": handle.summary(),
         }
