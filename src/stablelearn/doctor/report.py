@@ -22,8 +22,10 @@ from stablelearn.doctor.diagnose import (
     recommended_experiment,
     smallest_adjusted_p,
 )
+from stablelearn.doctor.lr_find import figure as range_figure
 from stablelearn.doctor.repairs import repair_name
 from stablelearn.doctor.search import LOOKS
+from stablelearn.engine.budget import format_seconds
 from stablelearn.experiments.figures import experiment_figures
 from stablelearn.figures import score_box_plot
 from stablelearn.io import atomic_folder, json_safe, write_json
@@ -68,6 +70,7 @@ def summary_lines(diagnosis: Diagnosis) -> list[str]:
         lines.append(_finding_line(chain.headline))
         lines += ["  " + _finding_line(f) for f in chain.explained]
     lines += [_finding_line(f) for f in chain.other]
+    lines += _range_lines(diagnosis)
     lines += _path_lines(diagnosis)
     if diagnosis.recommended is not None:
         best, base = _recommended_score(diagnosis), diagnosis.scores[0]
@@ -94,6 +97,24 @@ def summary_lines(diagnosis: Diagnosis) -> list[str]:
 
 def _finding_line(f: Finding) -> str:
     return f"[{f.severity}] {f.title}: {f.message}"
+
+
+def _range_lines(diagnosis: Diagnosis) -> list[str]:
+    """Each step's learning-rate range test, and the repairs a step's budget left out."""
+    lines = []
+    for step in diagnosis.search.steps:
+        test = step.range_test
+        if test is not None:
+            lines.append(
+                f"Range test, step {step.number} ({test.models} models, {len(test.seeds)} seeds "
+                f"per rate, {format_seconds(test.seconds)}): {test.summary()}"
+            )
+        if step.untried:
+            lines.append(
+                f"Step {step.number}: the budget left out {len(step.untried)} of the repairs "
+                f"the findings call for ({', '.join(step.untried)})."
+            )
+    return lines
 
 
 def _path_lines(diagnosis: Diagnosis) -> list[str]:
@@ -147,6 +168,16 @@ def diagnosis_json(diagnosis: Diagnosis, toml_name: str) -> dict[str, Any]:
             if diagnosis.recommended is not None
             else None,
             "budget": asdict(diagnosis.search.spend),
+            "range_tests": [
+                {"step": step.number, **step.range_test.to_json()}
+                for step in diagnosis.search.steps
+                if step.range_test is not None
+            ],
+            "untried": [
+                {"step": step.number, "repairs": list(step.untried)}
+                for step in diagnosis.search.steps
+                if step.untried
+            ],
             "score": {"name": diagnosis.score_name, "higher_is_better": diagnosis.higher_is_better},
             "candidates": [
                 {**s.to_json(), "tables": None if i == 0 else _tables_of(diagnosis, s.name)}
@@ -227,6 +258,15 @@ def write_doctor_files(
             "Repairs on your data, held-out split", folder / "repairs.png",
         )
     )  # fmt: skip
+    for step in diagnosis.search.steps:
+        if step.range_test is not None:
+            figures.append(
+                range_figure(
+                    step.range_test,
+                    f"Learning-rate range test, step {step.number}",
+                    folder / f"range_test_step{step.number}.png",
+                )
+            )
     title = f"stablelearn doctor: {diagnosis.experiment.data.name}"
     findings = "".join(
         f"<li><b>{html.escape(f.title)}</b> ({f.severity}): {html.escape(f.message)}"

@@ -15,6 +15,7 @@ call for, until the diagnosis is clean, nothing beats it, MAX_STEPS steps were t
 or the next training would not fit in the budget.
 """
 
+import copy
 import dataclasses
 import functools
 import time
@@ -25,6 +26,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from stablelearn.diagnostics import Finding, check_data, diagnose
+from stablelearn.doctor.range_test import (
+    REPAIR_ID,
+    RangeTest,
+    format_rate,
+    range_test_of,
+    rate_candidates,
+    rate_grid,
+)
 from stablelearn.doctor.repairs import Candidate, candidate_repairs
 from stablelearn.doctor.sample import RowSample, on_sample
 from stablelearn.engine.budget import Estimate, format_seconds
@@ -128,6 +137,8 @@ class Step:
     comparisons: tuple[Comparison, ...]
     winner: Trial | None
     looks: int
+    range_test: RangeTest | None = None  # run when a finding suspected the learning rate
+    untried: tuple[str, ...] = ()  # repairs the findings called for that the budget left out
 
 
 @dataclass(frozen=True)
@@ -140,10 +151,16 @@ class Spend:
     most_seeds: int
     budget_s: float
     stopped: str  # "clean", "no repair beat it", "nothing left to try", "budget", "steps"
+    range_test_models: int = 0  # included in models
 
     def describe(self) -> str:
+        tests = (
+            f" (of them {self.range_test_models} in learning-rate range tests)"
+            if self.range_test_models
+            else ""
+        )
         return (
-            f"{self.configurations} configurations, {self.models:,} models, up to "
+            f"{self.configurations} configurations, {self.models:,} models{tests}, up to "
             f"{self.most_seeds} seeds each, {format_seconds(self.seconds)} "
             f"(budget {format_seconds(self.budget_s)}); stopped: {self.stopped}"
         )
@@ -168,15 +185,50 @@ class SearchResult:
 
 @dataclass
 class Budget:
+    """The doctor's seconds: counted from `start` (the command's start, so that start-up
+    counts), with `reserve_s` kept for what follows the search (writing the report).
+
+    A plan is allowed when the time spent plus its estimate, scaled by how much slower
+    than estimated the trainings so far ran (`slowdown`, at least 1), fits. Estimates
+    are made from shapes with constants measured on an idle machine (good to a factor of
+    about two); a busy or slower machine, or a program the estimate underrates, shows in
+    the first training (the user's configuration always trains), so the budget learns
+    that factor instead of overrunning by it."""
+
     seconds: float
     start: float = field(default_factory=time.perf_counter)
+    reserve_s: float = 0.0
+    estimated_s: float = 0.0  # the estimates of the trainings recorded so far
+    measured_s: float = 0.0  # and the seconds they took
 
     @property
     def spent(self) -> float:
         return time.perf_counter() - self.start
 
+    @property
+    def slowdown(self) -> float:
+        """Measured over estimated seconds of the trainings so far, at least 1: a fast
+        first training (a compilation-cache hit) must not make later estimates optimistic."""
+        return max(1.0, self.measured_s / self.estimated_s) if self.estimated_s > 0 else 1.0
+
+    def expected_s(self, estimate: Estimate) -> float:
+        return estimate.seconds * self.slowdown
+
     def allows(self, estimate: Estimate) -> bool:
-        return self.spent + estimate.seconds <= self.seconds
+        return self.spent + self.expected_s(estimate) <= self.seconds - self.reserve_s
+
+    def record(self, estimate: Estimate, seconds: float) -> None:
+        """A training estimated at `estimate` took `seconds`."""
+        self.estimated_s += estimate.seconds
+        self.measured_s += seconds
+
+    def timed(self, planned: "Planned", train: Callable[..., Any], *args: Any) -> Any:
+        """`train(planned, *args)`, its time recorded against `planned`'s estimate."""
+        began = time.perf_counter()
+        try:
+            return train(planned, *args)
+        finally:
+            self.record(planned.estimate, time.perf_counter() - began)
 
 
 # --- training configurations ----------------------------------------------------------------
@@ -203,6 +255,12 @@ class Trains(Protocol):
 
     def diagnose(self, trial: Trial) -> tuple[Finding, ...]: ...
 
+    def plan_rates(
+        self, tables: dict[str, Any], rates: Sequence[float], first_seed: int, repeats: int
+    ) -> Planned: ...
+
+    def train_rates(self, planned: Planned, what: str, user_rate: float | None) -> RangeTest: ...
+
 
 @dataclass(frozen=True, eq=False)
 class Trainer:
@@ -213,8 +271,16 @@ class Trainer:
     on_training: Callable[[str, int, Estimate], None] = lambda what, n, estimate: None
     datasets: DatasetCache = field(default_factory=dict)  # the user's table, read once
 
-    def plan(self, candidates: Sequence[Candidate], first_seed: int, repeats: int) -> Planned:
+    def plan(
+        self,
+        candidates: Sequence[Candidate],
+        first_seed: int,
+        repeats: int,
+        telemetry: bool = True,
+    ) -> Planned:
         raw = settings_only(self.experiment.raw)
+        if not telemetry:  # nothing will be diagnosed: cheaper to compile and train
+            raw["telemetry"] = False
         # variants merge into the top-level tables, so only the (required) model stays on
         # top; each candidate carries complete tables whose lists replace the model's
         raw["model"] = variant_tables(self.experiment.variants[0])["model"]
@@ -233,6 +299,22 @@ class Trainer:
 
     def diagnose(self, trial: Trial) -> tuple[Finding, ...]:
         return tuple(data_findings(self.experiment, trial.tables) + diagnose(trial.first.result))
+
+    def plan_rates(
+        self, tables: dict[str, Any], rates: Sequence[float], first_seed: int, repeats: int
+    ) -> Planned:
+        """A learning-rate range test of `tables` (stablelearn.doctor.range_test): every
+        rate on seeds first_seed.., one experiment, telemetry off."""
+        return self.plan(rate_candidates(tables, rates), first_seed, repeats, telemetry=False)
+
+    def train_rates(self, planned: Planned, what: str, user_rate: float | None) -> RangeTest:
+        self.on_training(what, len(planned.candidates), planned.estimate)
+        began = time.perf_counter()
+        result = run_experiment(planned.experiment)
+        rates = [c.tables["optimizer"]["learning_rate"] for c in planned.candidates]
+        return range_test_of(
+            result.variants, rates, user_rate, time.perf_counter() - began, planned.estimate.seconds
+        )
 
 
 # --- the search -------------------------------------------------------------------------------
@@ -308,7 +390,7 @@ def _add_seeds(trainer: Trains, trials: Sequence[Trial], target: int, budget: Bu
     if not budget.allows(functools.reduce(Estimate.then, (p.estimate for _, p in plans))):
         return False
     for group, planned in plans:
-        batches = trainer.train(planned, "more seeds for the leaders")
+        batches = budget.timed(planned, trainer.train, "more seeds for the leaders")
         for trial, batch in zip(group, batches, strict=True):
             trial.batches.append(dataclasses.replace(batch, variant=None))  # scores suffice
     return True
@@ -340,15 +422,23 @@ def search_repairs(
         if not candidates:
             stopped = "nothing left to try"
             break
-        planned = trainer.plan(candidates, 0, repeats)
-        if not budget.allows(planned.estimate):
+        range_test = None
+        if any(c.repair_id == "lower_learning_rate" for c in candidates):
+            candidates, range_test = _range_tested(
+                trainer, current, candidates, repeats, budget, number
+            )
+        planned = _affordable(trainer, candidates, repeats, budget)
+        if planned is None:
             stopped = "budget"
+            if range_test is not None:  # trained, so reported
+                steps.append(Step(number, current, (), None, 0, range_test))
             break
+        untried = tuple(c.name for c in candidates[len(planned.candidates) :])
+        candidates = list(planned.candidates)
         seen += [c.tables for c in candidates]
         trials = [Trial(c) for c in candidates]
-        for trial, batch in zip(
-            trials, trainer.train(planned, f"repairs, step {number}"), strict=True
-        ):
+        batches = budget.timed(planned, trainer.train, f"repairs, step {number}")
+        for trial, batch in zip(trials, batches, strict=True):
             trial.batches.append(batch)
         comparisons, looks = compare_step(current, trials, higher_is_better), 1
         while not any(c.beats for c in comparisons) and looks < LOOKS:
@@ -363,7 +453,7 @@ def search_repairs(
             comparisons, looks = compare_step(current, trials, higher_is_better), looks + 1
         winners = [c for c in comparisons if c.beats]
         winner = _best(winners, higher_is_better).trial if winners else None
-        steps.append(Step(number, current, tuple(comparisons), winner, looks))
+        steps.append(Step(number, current, tuple(comparisons), winner, looks, range_test, untried))
         if winner is None:
             stopped = "no repair beat it"
             break
@@ -373,15 +463,65 @@ def search_repairs(
         if _is_clean(current_findings):
             stopped = "clean"
     trials = [user] + [c.trial for s in steps for c in s.comparisons]
+    range_models = sum(s.range_test.models for s in steps if s.range_test is not None)
     spend = Spend(
-        models=sum(t.n for t in trials),
+        models=sum(t.n for t in trials) + range_models,
         seconds=budget.spent,
         configurations=len(trials),
         most_seeds=max(t.n for t in trials),
         budget_s=budget.seconds,
         stopped=stopped,
+        range_test_models=range_models,
     )
     return SearchResult(user, tuple(steps), current, current_findings, spend)
+
+
+RANGE_SEEDS = 3  # seeds per rate of the doctor's range test: it picks a rate, the step proves it
+
+
+def _range_tested(
+    trainer: Trains,
+    current: Trial,
+    candidates: list[Candidate],
+    repeats: int,
+    budget: Budget,
+    number: int,
+) -> tuple[list[Candidate], RangeTest | None]:
+    """A finding suspects the learning rate (it calls for a lower one): where the budget
+    has room for a range test and the step after it, measure which rates train
+    `current` and try the range test's recommended rate instead of a blind tenth.
+
+    The range test trains on seeds the step's paired comparisons never use (from
+    LOOKS x repeats on), so choosing the rate and proving it are independent."""
+    tables = current.tables
+    rate_plan = trainer.plan_rates(tables, rate_grid(), LOOKS * repeats, RANGE_SEEDS)
+    step_plan = trainer.plan(candidates, 0, repeats)
+    if not budget.allows(rate_plan.estimate.then(step_plan.estimate)):
+        return candidates, None
+    rate_now = tables["optimizer"]["learning_rate"]
+    what = f"learning-rate range test, step {number}"
+    test = budget.timed(rate_plan, trainer.train_rates, what, rate_now)
+    rate = test.recommended
+    if rate is None or np.isclose(rate, rate_now, rtol=1e-3):
+        return candidates, test  # nothing measured to propose: the blind tenth stays
+    proposed = copy.deepcopy(tables)
+    proposed["optimizer"]["learning_rate"] = float(rate)
+    name = f"learning rate {format_rate(rate)} (range test)"
+    (measured,) = _on_top(current, [Candidate(name, proposed, REPAIR_ID, (REPAIR_ID,))])
+    return [measured if c.repair_id == "lower_learning_rate" else c for c in candidates], test
+
+
+def _affordable(
+    trainer: Trains, candidates: Sequence[Candidate], repeats: int, budget: Budget
+) -> Planned | None:
+    """The step's plan: every candidate, or where that does not fit the budget, the
+    most the budget allows in the findings' order (most severe first); None if not even
+    the first fits."""
+    for count in range(len(candidates), 0, -1):
+        planned = trainer.plan(candidates[:count], 0, repeats)
+        if budget.allows(planned.estimate):
+            return planned
+    return None
 
 
 def _on_top(current: Trial, candidates: Sequence[Candidate]) -> list[Candidate]:
