@@ -25,7 +25,6 @@ from stablelearn.doctor.diagnose import (
 from stablelearn.doctor.lr_find import figure as range_figure
 from stablelearn.doctor.repairs import repair_name
 from stablelearn.doctor.search import LOOKS
-from stablelearn.engine.budget import format_seconds
 from stablelearn.experiments.figures import experiment_figures
 from stablelearn.figures import score_box_plot
 from stablelearn.io import atomic_folder, json_safe, write_json
@@ -107,7 +106,7 @@ def _range_lines(diagnosis: Diagnosis) -> list[str]:
         if test is not None:
             lines.append(
                 f"Range test, step {step.number} ({test.models} models, {len(test.seeds)} seeds "
-                f"per rate, {format_seconds(test.seconds)}): {test.summary()}"
+                f"per rate): {test.summary()}"
             )
         if step.untried:
             lines.append(
