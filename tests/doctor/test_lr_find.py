@@ -192,6 +192,9 @@ class RangeFakeTrainer:
             out.append(Batch(seeds, scores, ~np.isfinite(scores)))
         return out
 
+    def split(self, planned):
+        return [planned]
+
     def diagnose(self, trial):
         return ()
 
@@ -262,10 +265,12 @@ def test_the_budget_scales_estimates_by_how_much_slower_training_ran():
     assert fresh.slowdown == 3.0
     assert fresh.allows(Estimate(train_s=19.0)) and not fresh.allows(Estimate(train_s=21.0))
     fast = Budget(60.0)
-    fast.record(Estimate(train_s=10.0), 1.0)  # a compilation-cache hit: no optimism
+    fast.record(Estimate(train_s=10.0), 1.0)  # faster than estimated: no optimism
     assert fast.slowdown == 1.0
     reserved = Budget(60.0, reserve_s=3.0)
-    assert not reserved.allows(Estimate(train_s=58.0))
+    assert reserved.allows(Estimate(train_s=56.0)) and not reserved.allows(Estimate(train_s=58.0))
+    reserved.record(Estimate(train_s=1.0), 2.0)  # the reserve slows down too: 6 s now
+    assert reserved.allows(Estimate(train_s=26.0)) and not reserved.allows(Estimate(train_s=27.5))
 
 
 def test_a_step_trains_the_repairs_that_fit_most_severe_first():
@@ -274,3 +279,33 @@ def test_a_step_trains_the_repairs_that_fit_most_severe_first():
     step = result.steps[0]
     assert [c.trial.name for c in step.comparisons] == ["clipnorm 1.0"]
     assert step.untried == ("learning rate / 10", "adam")
+
+
+class SlowRangeFakeTrainer(RangeFakeTrainer):
+    """Each candidate its own program, each program 0.5 s: ten times its estimate."""
+
+    def split(self, planned):
+        return [self.plan([c], planned.first_seed, planned.repeats) for c in planned.candidates]
+
+    def plan_rates(self, tables, rates, first_seed, repeats):  # free: it does not dilute
+        planned = super().plan_rates(tables, rates, first_seed, repeats)
+        return Planned(planned.candidates, first_seed, repeats, Estimate(models=33))
+
+    def train(self, planned, what):
+        import time
+
+        if what != "yours":
+            time.sleep(0.5)
+        return super().train(planned, what)
+
+
+def test_the_budget_is_checked_before_every_program_of_a_step():
+    trainer = SlowRangeFakeTrainer(seconds_per_model=0.005)  # 0.05 s a program, estimated
+    result = _search(trainer, budget_s=1.2)
+    step = result.steps[0]
+    # all three fit the estimate; after the first program the budget knows it runs 10x
+    # slow, and a third program cannot fit however the machine is loaded
+    assert 1 <= len(step.comparisons) <= 2
+    assert step.comparisons[0].trial.name == "clipnorm 1.0"
+    assert len(step.untried) == 3 - len(step.comparisons)
+    assert result.spend.slowdown >= 5  # learned from the programs it trained

@@ -56,9 +56,11 @@ from stablelearn.torch.code import torch_changes
 __all__ = ["ALPHA", "Diagnosis", "Score", "Stage", "held_out_scores", "run_doctor"]
 
 
-# seconds of the budget kept for what follows the search: the report's figures (learning
-# curves and gradient flow of the user's configuration, the repairs' box plot), HTML and
-# JSON; measured 1.5-2.5 s on the 2-core development machine (deep-relu-30x5: 2.2 s)
+# seconds of the budget kept for what follows the search (scaled by the budget's
+# slowdown, like the estimates): the report's figures (learning curves and gradient flow
+# of the user's configuration, the repairs' box plot), HTML and JSON, and leaving the
+# process (JAX's clean-up at exit); deep-relu-30x5 on the 2-core machine with other jobs
+# running (estimates x2-3 slow): report 2.0-3.4 s, exit about 5 s
 REPORT_S = 3.0
 
 
@@ -244,7 +246,7 @@ def run_doctor(
     training on at most `max_rows` rows of each split (0: every row) and starting no
     training that would end past `budget_s` seconds counted from `started` (a
     time.perf_counter() reading: the command's start; default now), REPORT_S of them
-    kept for writing the report (the user's own configuration always trains);
+    (scaled as the estimates are) kept for writing the report and exiting (the user's own configuration always trains);
     `on_stage` hears of each training stage as it starts."""
     budget = Budget(budget_s, reserve_s=REPORT_S)
     if started is not None:

@@ -37,8 +37,15 @@ from stablelearn.doctor.range_test import (
 from stablelearn.doctor.repairs import Candidate, candidate_repairs
 from stablelearn.doctor.sample import RowSample, on_sample
 from stablelearn.engine.budget import Estimate, format_seconds
+from stablelearn.engine.plan import plan_programs
 from stablelearn.experiments import Experiment, load_mapping, settings_only, variant_tables
-from stablelearn.experiments.runner import VariantResult, estimate_experiments, run_experiment
+from stablelearn.experiments.runner import (
+    VariantResult,
+    estimate_experiments,
+    experiment_runs,
+    prepare_variant_data,
+    run_experiment,
+)
 from stablelearn.experiments.spec import DatasetCache
 from stablelearn.stats import PairedComparison, compare_paired, holm
 from stablelearn.tasks import held_out_metric
@@ -152,6 +159,7 @@ class Spend:
     budget_s: float
     stopped: str  # "clean", "no repair beat it", "nothing left to try", "budget", "steps"
     range_test_models: int = 0  # included in models
+    slowdown: float = 1.0  # how much slower than estimated training ran (Budget.slowdown)
 
     def describe(self) -> str:
         tests = (
@@ -186,14 +194,17 @@ class SearchResult:
 @dataclass
 class Budget:
     """The doctor's seconds: counted from `start` (the command's start, so that start-up
-    counts), with `reserve_s` kept for what follows the search (writing the report).
+    counts), with `reserve_s` (scaled like the estimates) kept for what follows the
+    search: writing the report and leaving.
 
     A plan is allowed when the time spent plus its estimate, scaled by how much slower
     than estimated the trainings so far ran (`slowdown`, at least 1), fits. Estimates
     are made from shapes with constants measured on an idle machine (good to a factor of
-    about two); a busy or slower machine, or a program the estimate underrates, shows in
-    the first training (the user's configuration always trains), so the budget learns
-    that factor instead of overrunning by it."""
+    about two); a busy or slower machine shows in the first training (the user's
+    configuration always trains), so the budget learns that factor instead of
+    overrunning by it, and it learns it again after every program a step trains
+    (search_repairs checks the budget before each), so an estimate that is off for one
+    kind of program costs at most that program's error."""
 
     seconds: float
     start: float = field(default_factory=time.perf_counter)
@@ -215,7 +226,8 @@ class Budget:
         return estimate.seconds * self.slowdown
 
     def allows(self, estimate: Estimate) -> bool:
-        return self.spent + self.expected_s(estimate) <= self.seconds - self.reserve_s
+        room = self.seconds - self.reserve_s * self.slowdown
+        return self.spent + self.expected_s(estimate) <= room
 
     def record(self, estimate: Estimate, seconds: float) -> None:
         """A training estimated at `estimate` took `seconds`."""
@@ -252,6 +264,8 @@ class Trains(Protocol):
     def plan(self, candidates: Sequence[Candidate], first_seed: int, repeats: int) -> Planned: ...
 
     def train(self, planned: Planned, what: str) -> list[Batch]: ...
+
+    def split(self, planned: Planned) -> list[Planned]: ...
 
     def diagnose(self, trial: Trial) -> tuple[Finding, ...]: ...
 
@@ -296,6 +310,22 @@ class Trainer:
     def train(self, planned: Planned, what: str) -> list[Batch]:
         self.on_training(what, len(planned.candidates), planned.estimate)
         return [Batch.of(v) for v in run_experiment(planned.experiment).variants]
+
+    def split(self, planned: Planned) -> list[Planned]:
+        """`planned` as one plan per compiled program the planner makes of it (the
+        candidates it packs together stay together), in the order of their first
+        candidate; each trains alone to the same numbers (same seeds, same programs)."""
+        experiment = planned.experiment
+        runs = experiment_runs(experiment, prepare_variant_data(experiment, experiment.data))
+        names = [run.tags["variant"] for run in runs]
+        order = [c.name for c in planned.candidates]
+        programs = []
+        for indices in plan_programs(runs):
+            members = sorted({order.index(names[i]) for i in indices})
+            programs.append([planned.candidates[i] for i in members])
+        if len(programs) == 1:
+            return [planned]
+        return [self.plan(group, planned.first_seed, planned.repeats) for group in programs]
 
     def diagnose(self, trial: Trial) -> tuple[Finding, ...]:
         return tuple(data_findings(self.experiment, trial.tables) + diagnose(trial.first.result))
@@ -433,13 +463,13 @@ def search_repairs(
             if range_test is not None:  # trained, so reported
                 steps.append(Step(number, current, (), None, 0, range_test))
             break
-        untried = tuple(c.name for c in candidates[len(planned.candidates) :])
-        candidates = list(planned.candidates)
-        seen += [c.tables for c in candidates]
-        trials = [Trial(c) for c in candidates]
-        batches = budget.timed(planned, trainer.train, f"repairs, step {number}")
-        for trial, batch in zip(trials, batches, strict=True):
-            trial.batches.append(batch)
+        trials = _train_step(trainer, planned, budget, f"repairs, step {number}")
+        if not trials:
+            stopped = "budget"
+            break
+        trained = {id(t.candidate) for t in trials}
+        untried = tuple(c.name for c in candidates if id(c) not in trained)
+        seen += [t.tables for t in trials]
         comparisons, looks = compare_step(current, trials, higher_is_better), 1
         while not any(c.beats for c in comparisons) and looks < LOOKS:
             leaders = sorted(
@@ -472,6 +502,7 @@ def search_repairs(
         budget_s=budget.seconds,
         stopped=stopped,
         range_test_models=range_models,
+        slowdown=round(budget.slowdown, 2),
     )
     return SearchResult(user, tuple(steps), current, current_findings, spend)
 
@@ -509,6 +540,21 @@ def _range_tested(
     name = f"learning rate {format_rate(rate)} (range test)"
     (measured,) = _on_top(current, [Candidate(name, proposed, REPAIR_ID, (REPAIR_ID,))])
     return [measured if c.repair_id == "lower_learning_rate" else c for c in candidates], test
+
+
+def _train_step(trainer: Trains, planned: Planned, budget: Budget, what: str) -> list[Trial]:
+    """Train the step's candidates program by program, checking the budget (which learns
+    from each program's time) before each; the programs that no longer fit are left out."""
+    trials = []
+    for part in trainer.split(planned):
+        if not budget.allows(part.estimate):
+            break
+        for candidate, batch in zip(
+            part.candidates, budget.timed(part, trainer.train, what), strict=True
+        ):
+            trials.append(Trial(candidate, [batch]))
+    order = [id(c) for c in planned.candidates]
+    return sorted(trials, key=lambda t: order.index(id(t.candidate)))
 
 
 def _affordable(

@@ -26,7 +26,6 @@ from stablelearn.engine.plan import (
     COMPILE_S,
     PACKED_COMPILE_LAYER_S,
     PACKED_TRAIN_FACTOR,
-    RESIDUAL_COMPILE_S,
     plan_programs,
 )
 from stablelearn.errors import ResourceError
@@ -177,7 +176,6 @@ def group_estimate(runs: Sequence[Run]) -> Estimate:
         COMPILE_S
         + COMPILE_LAYER_S * layers
         + BATCH_NORM_COMPILE_S * sum(layer.batch_norm for layer in model.hidden)
-        + RESIDUAL_COMPILE_S * sum(layer.residual for layer in model.hidden)
     )
     train_s = steps * step_seconds(models, model, batch)
     # a packed program (the planner put several depths or hidden activations in it)

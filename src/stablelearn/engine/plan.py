@@ -32,9 +32,6 @@ COMPILE_LAYER_S = 0.07  # per layer
 # per batch-normalized layer, on top: 30 layers of 5 units, 10 models compiled in 7.6 s
 # with batch norm and 3.2 s without on the 2-core development machine
 BATCH_NORM_COMPILE_S = 0.15
-# per layer with a skip connection, on top: 30 layers of 5 units, 10 models (29 skips)
-# compiled 1.6x as long as without, with other processes running; 0.6 x 2.6 s / 29
-RESIDUAL_COMPILE_S = 0.055
 PACKED_COMPILE_LAYER_S = 0.04  # extra per slot of a packed program
 ACTIVATION_COMPILE_S = 0.2  # per extra activation a packed program selects among
 MODEL_LAYER_STEP_S = 6.8e-9  # one model, layer and step, per unit x batch row
