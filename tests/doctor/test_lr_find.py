@@ -234,13 +234,19 @@ def test_a_suspected_learning_rate_is_range_tested_and_its_recommendation_tried(
     # 0.032 is the best rate but the range's top (0.1 diverges): one grid step lower
     assert step.range_test.rates[step.range_test.best].learning_rate == 0.032
     names = [c.trial.name for c in step.comparisons]
-    assert names == ["clipnorm 1.0", "learning rate 0.01 (range test)", "adam"]
-    assert step.winner.name == "learning rate 0.01 (range test)"
+    assert names == [
+        "clipnorm 1.0",
+        "learning rate 0.01 (range test)",
+        "learning rate 0.032 (range test best)",
+        "adam",
+    ]
+    # the paired comparison on the step's seeds decides between the two (here the best)
+    assert step.winner.name == "learning rate 0.032 (range test best)"
     assert step.winner.candidate.path == (REPAIR_ID,)
-    assert step.winner.tables["optimizer"]["learning_rate"] == 0.01
+    assert step.winner.tables["optimizer"]["learning_rate"] == 0.032
     # honest spend: the range test's 11 rates x 3 seeds count among the models
     assert result.spend.range_test_models == 33
-    assert result.spend.models == 10 + 3 * 10 + 33
+    assert result.spend.models == 10 + 4 * 10 + 33
 
 
 def test_without_budget_for_the_range_test_the_blind_tenth_stays():
@@ -303,9 +309,9 @@ def test_the_budget_is_checked_before_every_program_of_a_step():
     trainer = SlowRangeFakeTrainer(seconds_per_model=0.005)  # 0.05 s a program, estimated
     result = _search(trainer, budget_s=1.2)
     step = result.steps[0]
-    # all three fit the estimate; after the first program the budget knows it runs 10x
+    # all four fit the estimate; after the first program the budget knows it runs 10x
     # slow, and a third program cannot fit however the machine is loaded
     assert 1 <= len(step.comparisons) <= 2
     assert step.comparisons[0].trial.name == "clipnorm 1.0"
-    assert len(step.untried) == 3 - len(step.comparisons)
+    assert len(step.untried) == 4 - len(step.comparisons)
     assert result.spend.slowdown >= 5  # learned from the programs it trained

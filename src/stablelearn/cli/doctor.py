@@ -129,6 +129,14 @@ def stages(quiet: bool) -> Iterator[Callable[["Stage | None"], None]]:
         yield on_stage
 
 
+def _program_start() -> float:
+    """When this program started (stablelearn.entry), or now where the command was called
+    some other way (tests, an embedding program): a time.perf_counter() reading."""
+    from stablelearn import entry
+
+    return entry.STARTED if entry.STARTED is not None else time.perf_counter()
+
+
 def _users_experiment(
     data_path: Path, target: str, task: str | None, encoding: str, config: Path | None,
     model: Path | None, *flag_values: object,
@@ -172,7 +180,7 @@ def doctor_command(
     quiet: _Quiet = False,
 ) -> None:
     """Diagnose your data and model, try the repairs that fit, and prove which one works."""
-    started = time.perf_counter()  # the budget counts from here (see doctor.search.Budget)
+    started = _program_start()  # the budget counts from here (see doctor.search.Budget)
     from stablelearn.doctor.diagnose import doctor_estimate, run_doctor
     from stablelearn.doctor.report import summary_lines, write_doctor_files
     from stablelearn.doctor.sample import row_sample

@@ -34,7 +34,7 @@ from stablelearn.doctor.range_test import (
     rate_candidates,
     rate_grid,
 )
-from stablelearn.doctor.repairs import Candidate, candidate_repairs
+from stablelearn.doctor.repairs import MAX_CANDIDATES, Candidate, candidate_repairs
 from stablelearn.doctor.sample import RowSample, on_sample
 from stablelearn.engine.budget import Estimate, format_seconds
 from stablelearn.engine.plan import plan_programs
@@ -520,7 +520,8 @@ def _range_tested(
 ) -> tuple[list[Candidate], RangeTest | None]:
     """A finding suspects the learning rate (it calls for a lower one): where the budget
     has room for a range test and the step after it, measure which rates train
-    `current` and try the range test's recommended rate instead of a blind tenth.
+    `current` and try the range test's recommended rate (and its best rate, where that
+    differs) instead of a blind tenth.
 
     The range test trains on seeds the step's paired comparisons never use (from
     LOOKS x repeats on), so choosing the rate and proving it are independent."""
@@ -533,24 +534,38 @@ def _range_tested(
     what = f"learning-rate range test, step {number}"
     test = budget.timed(rate_plan, trainer.train_rates, what, rate_now)
     rate = test.recommended
-    if rate is None or np.isclose(rate, rate_now, rtol=1e-3):
+    if rate is None:
         return candidates, test  # nothing measured to propose: the blind tenth stays
-    proposed = copy.deepcopy(tables)
-    proposed["optimizer"]["learning_rate"] = float(rate)
-    name = f"learning rate {format_rate(rate)} (range test)"
-    (measured,) = _on_top(current, [Candidate(name, proposed, REPAIR_ID, (REPAIR_ID,))])
-    return [measured if c.repair_id == "lower_learning_rate" else c for c in candidates], test
+    best = test.rates[test.best].learning_rate  # type: ignore[index]
+    # the recommended (safe) rate, and the best where it differs: the range test saw each
+    # on 3 seeds, the paired comparison decides on the step's seeds which one holds
+    rates = [(rate, "range test")] + ([(best, "range test best")] if best != rate else [])
+    measured = []
+    for value, label in rates:
+        if np.isclose(value, rate_now, rtol=1e-3):
+            continue  # the current rate is no repair
+        proposed = copy.deepcopy(tables)
+        proposed["optimizer"]["learning_rate"] = float(value)
+        name = f"learning rate {format_rate(value)} ({label})"
+        measured += _on_top(current, [Candidate(name, proposed, REPAIR_ID, (REPAIR_ID,))])
+    if not measured:
+        return candidates, test
+    at = next(i for i, c in enumerate(candidates) if c.repair_id == "lower_learning_rate")
+    replaced = candidates[:at] + measured + candidates[at + 1 :]
+    return replaced[:MAX_CANDIDATES], test
 
 
 def _train_step(trainer: Trains, planned: Planned, budget: Budget, what: str) -> list[Trial]:
     """Train the step's candidates program by program, checking the budget (which learns
     from each program's time) before each; the programs that no longer fit are left out."""
     trials = []
-    for part in trainer.split(planned):
+    parts = trainer.split(planned)
+    for number, part in enumerate(parts, 1):
         if not budget.allows(part.estimate):
             break
+        label = what if len(parts) == 1 else f"{what}, program {number} of {len(parts)}"
         for candidate, batch in zip(
-            part.candidates, budget.timed(part, trainer.train, what), strict=True
+            part.candidates, budget.timed(part, trainer.train, label), strict=True
         ):
             trials.append(Trial(candidate, [batch]))
     order = [id(c) for c in planned.candidates]
