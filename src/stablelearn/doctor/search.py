@@ -13,6 +13,12 @@ its looks a step wrongly declares a repair better with probability at most ALPHA
 to beat, it is diagnosed again, and the next step tries the repairs its own findings
 call for, until the diagnosis is clean, nothing beats it, MAX_STEPS steps were taken,
 or the next training would not fit in the budget.
+
+A finding that calls for a lower learning rate makes the rate the suspect: where the
+budget has room, a learning-rate range test (stablelearn.doctor.range_test) on seeds the
+comparisons never use picks the rates to try instead of a blind tenth. The budget
+(Budget) is checked before every compiled program and learns from each how much slower
+than estimated training runs; a step trains the repairs that fit, most severe first.
 """
 
 import copy
