@@ -57,9 +57,11 @@ def test_doctor_exits_0_and_prints_the_findings_and_the_verdict(doctor_run):
     assert lines[3].startswith(
         "  [critical] Exploding gradients: 3 of 3 models blew up (from epoch 1;"
     )
-    assert lines[4].startswith("No repair measurably beat your configuration (a paired improvement")
-    assert lines[5].startswith("With at most 9 seeds per configuration and 6 repairs")
-    assert lines[6].startswith("Search: 7 configurations, ")
+    # exploding gradients suspect the learning rate: a range test runs before the repairs
+    assert lines[4].startswith("Range test, step 1 (33 models, 3 seeds per rate): ")
+    assert lines[5].startswith("No repair measurably beat your configuration (a paired improvement")
+    assert lines[6].startswith("With at most 9 seeds per configuration and ")
+    assert lines[7].startswith("Search: ")
     table = result.output
     assert "test RMSE (target units)" in table
     for name in ("your configuration", "scale target (standard)", "clipnorm 1.0", "adam"):
@@ -320,7 +322,8 @@ def test_a_table_over_max_rows_is_diagnosed_on_a_sample_and_says_so(tmp_path):
     assert lines[0] == said
     assert lines[1].startswith("This will train 18 models, ")
     assert lines[2].startswith("Trained your configuration (2 models) in ")
-    assert lines[3].startswith("Trained repairs, step 1 (12 models) in ")
+    # the step's repairs train program by program (the budget is checked before each)
+    assert lines[3].startswith("Trained repairs, step 1, program 1 of 2 (10 models) in ")
     assert said in lines[4:]  # with the verdict
     doc = json.loads((out / "diagnosis.json").read_text(), parse_constant=no_constants)
     assert doc["data"]["rows"] == 100

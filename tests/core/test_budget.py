@@ -84,3 +84,29 @@ def test_batch_normalized_layers_cost_more_to_compile(scaled_target):
         for m in (plain, normalized)
     ]
     assert costs[1] == pytest.approx(costs[0] + 6 * budget.BATCH_NORM_COMPILE_S)
+
+
+def test_a_packed_program_costs_its_packing(scaled_target):
+    """Several depths and activations in one program: the planner's packing costs (masked
+    slots, every activation computed), not the deepest model's alone."""
+    from stablelearn.engine.plan import (
+        ACTIVATION_COMPILE_S,
+        ACTIVATION_TRAIN_FACTOR,
+        PACKED_COMPILE_LAYER_S,
+        PACKED_TRAIN_FACTOR,
+        plan_programs,
+    )
+
+    config = sl.TrainConfig(epochs=5)
+    deep = sl.MLP.stack(20, 3, 5, "relu", "he_uniform")
+    shallow = sl.MLP.stack(20, 2, 5, "tanh", "glorot_uniform")
+    runs = [sl.Run(m, sl.SGD(0.01, 0.9), scaled_target, s, config) for m in (deep, shallow)
+            for s in range(2)]  # fmt: skip
+    assert len(plan_programs(runs)) == 1  # short runs pack
+    packed = budget.group_estimate(runs)
+    plain = budget.group_estimate([sl.Run(deep, r.optimizer, r.data, r.seed, config) for r in runs])
+    layers = 4
+    extra = PACKED_COMPILE_LAYER_S * layers + ACTIVATION_COMPILE_S
+    assert packed.compile_s == pytest.approx(plain.compile_s + extra)
+    factor = PACKED_TRAIN_FACTOR * (1 + ACTIVATION_TRAIN_FACTOR)
+    assert packed.train_s == pytest.approx(plain.train_s * factor)

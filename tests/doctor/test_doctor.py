@@ -98,8 +98,16 @@ def test_the_unscaled_target_is_diagnosed(unscaled_diagnosis):
 def test_the_repairs_tried_follow_the_findings_most_severe_first(unscaled_diagnosis):
     d = unscaled_diagnosis
     first_step = [c.trial.name for c in d.search.steps[0].comparisons]
+    # exploding gradients suspect the learning rate: a range test (on seeds 30-32, which
+    # no comparison uses) replaces "learning rate / 10" by its recommended rate and, where
+    # it differs, its best one
+    test = d.search.steps[0].range_test
+    assert test is not None and test.seeds == (30, 31, 32) and test.user_rate == 0.01
+    measured = [f"learning rate {test.recommended:.2g} (range test)"]
+    best = test.rates[test.best].learning_rate
+    measured += [f"learning rate {best:.2g} (range test best)"] if best != test.recommended else []
     assert first_step == [
-        "scale target (standard)", "clipnorm 1.0", "clipvalue 5.0", "learning rate / 10", "adam",
+        "scale target (standard)", "clipnorm 1.0", "clipvalue 5.0", *measured, "adam",
         "scale target (minmax)",
     ]  # fmt: skip
     tried = [c.name for c in d.tried]
@@ -155,7 +163,8 @@ def test_the_summary_leads_with_cause_fix_and_certainty(unscaled_diagnosis):
     )
     assert lines[2].startswith("[warning] Regression target with a large spread:")
     assert lines[3].startswith(f"  [critical] Exploding gradients: {REPEATS} of {REPEATS} models")
-    assert lines[4].startswith("Step 1: ")
+    assert lines[4].startswith("Range test, step 1 (33 models, 3 seeds per rate): Usable ")
+    assert lines[5].startswith("Step 1: ")
     recommended = next(line for line in lines if line.startswith("Recommended: "))
     best = next(s for s in d.scores if s.recommended)
     assert recommended.startswith(f"Recommended: {name}. Median test RMSE (target units) ")
@@ -206,7 +215,10 @@ def test_write_doctor_writes_strict_json_a_report_and_a_runnable_recommendation(
     assert path and path[-1]["name"] == unscaled_diagnosis.recommended.name
     assert path[0]["versus"] == "your configuration" and path[0]["p_holm"] < 0.05 / 3
     assert doc["verdict"]["wins"] == doc["verdict"]["n"]
-    assert doc["budget"]["models"] == sum(s.n for s in unscaled_diagnosis.scores)
+    # the range test's models count in the spend
+    range_models = doc["budget"]["range_test_models"]
+    assert range_models == 33 and doc["range_tests"][0]["step"] == 1
+    assert doc["budget"]["models"] == sum(s.n for s in unscaled_diagnosis.scores) + range_models
     assert doc["recommended"]["file"] == "recommended.toml"
     assert doc["summary"] == summary_lines(unscaled_diagnosis)
     assert doc == json.loads(json.dumps(diagnosis_json(unscaled_diagnosis, "recommended.toml")))

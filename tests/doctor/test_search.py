@@ -61,6 +61,9 @@ class FakeTrainer:
             batches.append(Batch(seeds, scores, np.zeros(repeats, bool)))
         return batches
 
+    def split(self, planned):
+        return [planned]
+
     def diagnose(self, trial):
         return tuple(self.diagnosis.get(trial.candidate.path, ()))
 

@@ -21,6 +21,7 @@ from stablelearn.cli.app import (
 
 if TYPE_CHECKING:
     from stablelearn.doctor.diagnose import Stage
+    from stablelearn.experiments import Experiment
 
 _DataPath = Annotated[
     Path,
@@ -128,6 +129,26 @@ def stages(quiet: bool) -> Iterator[Callable[["Stage | None"], None]]:
         yield on_stage
 
 
+def _program_start() -> float:
+    """When this program started (stablelearn.entry), or now where the command was called
+    some other way (tests, an embedding program): a time.perf_counter() reading."""
+    from stablelearn import entry
+
+    return entry.STARTED if entry.STARTED is not None else time.perf_counter()
+
+
+def _users_experiment(
+    data_path: Path, target: str, task: str | None, encoding: str, config: Path | None,
+    model: Path | None, *flag_values: object,
+) -> "Experiment":  # fmt: skip
+    """The user's configuration from the data, model and optimizer options that doctor
+    and lr-find share (stablelearn.doctor.config), in DoctorFlags' field order."""
+    from stablelearn.doctor.config import DoctorFlags, doctor_experiment
+
+    flags = DoctorFlags(*flag_values)  # type: ignore[arg-type]
+    return doctor_experiment(data_path, target, task, config, flags, model, encoding)
+
+
 @app.command("doctor")
 @friendly_errors
 def doctor_command(
@@ -159,17 +180,17 @@ def doctor_command(
     quiet: _Quiet = False,
 ) -> None:
     """Diagnose your data and model, try the repairs that fit, and prove which one works."""
-    from stablelearn.doctor.config import DoctorFlags, doctor_experiment
+    started = _program_start()  # the budget counts from here (see doctor.search.Budget)
     from stablelearn.doctor.diagnose import doctor_estimate, run_doctor
     from stablelearn.doctor.report import summary_lines, write_doctor_files
     from stablelearn.doctor.sample import row_sample
     from stablelearn.io import atomic_folder, default_folder
 
-    flags = DoctorFlags(
-        depth, units, activation, init, optimizer, lr, momentum, clipnorm, clipvalue,
-        input_scaler, target_scaler, epochs, batch_size, repeats, test_fraction,
+    experiment = _users_experiment(
+        data_path, target, task, encoding, config, model, depth, units, activation, init,
+        optimizer, lr, momentum, clipnorm, clipvalue, input_scaler, target_scaler, epochs,
+        batch_size, repeats, test_fraction,
     )  # fmt: skip
-    experiment = doctor_experiment(data_path, target, task, config, flags, model, encoding)
     if not budget_s > 0:
         from stablelearn.errors import ConfigError
 
@@ -184,7 +205,7 @@ def doctor_command(
     with atomic_folder(folder) as partial:
         use_compile_cache()
         with stages(quiet) as on_stage:
-            diagnosis = run_doctor(experiment, max_rows, on_stage, budget_s)
+            diagnosis = run_doctor(experiment, max_rows, on_stage, budget_s, started)
             on_stage(None)
             write_doctor_files(diagnosis, partial, folder, data_path)
     for line in summary_lines(diagnosis):
@@ -203,3 +224,101 @@ def doctor_command(
         )  # fmt: skip
     console.print(table)
     console.print(f"Wrote {folder} (diagnosis.json, report.html, recommended.toml)")
+
+
+_MinRate = Annotated[float, typer.Option("--min", help="Smallest learning rate of the grid.")]
+_MaxRate = Annotated[float, typer.Option("--max", help="Largest learning rate of the grid.")]
+_Points = Annotated[
+    int, typer.Option(help="Learning rates in the grid, log-spaced from --min to --max.")
+]
+_LrFindOut = Annotated[
+    Path | None, typer.Option(help="Output folder (default runs/<timestamp>-lr-find).")
+]
+
+
+@app.command("lr-find")
+@friendly_errors
+def lr_find_command(
+    data_path: _DataPath,
+    target: _Target,
+    task: _Task = None,
+    encoding: _Encoding = "utf-8",
+    config: _Config = None,
+    model: _Model = None,
+    depth: _Depth = None,
+    units: _Units = None,
+    activation: _Activation = None,
+    init: _Init = None,
+    optimizer: _Optimizer = None,
+    lr: _Lr = None,
+    momentum: _Momentum = None,
+    clipnorm: _Clipnorm = None,
+    clipvalue: _Clipvalue = None,
+    input_scaler: _InputScaler = None,
+    target_scaler: _TargetScaler = None,
+    epochs: _Epochs = None,
+    batch_size: _BatchSize = None,
+    repeats: _Repeats = None,
+    test_fraction: _TestFraction = None,
+    min_rate: _MinRate = 1e-5,  # doctor.range_test.DEFAULT_MIN (not imported: it imports NumPy)
+    max_rate: _MaxRate = 1.0,  # DEFAULT_MAX
+    points: _Points = 11,  # DEFAULT_POINTS: half-decade steps
+    max_rows: _MaxRows = 20_000,  # doctor.sample.MAX_ROWS
+    out: _LrFindOut = None,
+    dry_run: DryRun = False,
+    quiet: _Quiet = False,
+) -> None:
+    """A learning-rate range test across seeds: every rate and seed in one compiled
+    program; the usable range with its spread, and a recommended rate."""
+    from stablelearn.doctor.lr_find import FIGURE_NAME, JSON_NAME, plan_lr_find, write_lr_find_files
+    from stablelearn.doctor.range_test import format_rate, rate_grid
+    from stablelearn.doctor.sample import row_sample
+    from stablelearn.io import atomic_folder, default_folder
+
+    rates = rate_grid(min_rate, max_rate, points)
+    experiment = _users_experiment(
+        data_path, target, task, encoding, config, model, depth, units, activation, init,
+        optimizer, lr, momentum, clipnorm, clipvalue, input_scaler, target_scaler, epochs,
+        batch_size, repeats, test_fraction,
+    )  # fmt: skip
+    sample = row_sample(experiment, max_rows)
+    if sample.sampled and not quiet:
+        console.print(escape(sample.describe()), highlight=False)
+    plan = plan_lr_find(experiment, rates, max_rows)
+    if budget(plan.planned.estimate, dry_run, always=not quiet):
+        return
+    folder = out or default_folder("lr-find")
+    with atomic_folder(folder) as partial:
+        use_compile_cache()
+        with stages(quiet) as on_stage:
+            found = plan.train(lambda what, n, estimate: on_stage(_stage(what, n, estimate)))
+            on_stage(None)
+            write_lr_find_files(found, partial)
+    test = found.test
+    span, best, recommended = test.usable_range, test.best, test.recommended
+    table = Table("rate", "median", "p25 to p75", "min to max", "diverged", "",
+                  title=f"final held-out {test.loss_name}, {len(test.seeds)} seeds per rate")  # fmt: skip
+    for i, r in enumerate(test.rates):
+        spread = r.finite_spread()
+        usable = span is not None and span[0] <= i <= span[1]
+        marks = [
+            "recommended" if recommended == r.learning_rate else "",
+            "best" if i == best else "",
+            "usable" if usable and i != best and recommended != r.learning_rate else "",
+            "yours" if test.user_rate and abs(r.learning_rate / test.user_rate - 1) < 1e-3 else "",
+        ]
+        table.add_row(
+            format_rate(r.learning_rate), f"{r.median:.4g}",
+            "-" if spread is None else f"{spread[1]:.4g} to {spread[2]:.4g}",
+            "-" if spread is None else f"{spread[0]:.4g} to {spread[3]:.4g}",
+            f"{r.diverged}/{r.n}", ", ".join(m for m in marks if m),
+        )  # fmt: skip
+    console.print(table)
+    console.print(escape(test.summary()), highlight=False)
+    console.print(f"Wrote {folder} ({JSON_NAME}, {FIGURE_NAME})", highlight=False)
+
+
+def _stage(what: str, configurations: int, estimate: object) -> "Stage":
+    from stablelearn.doctor.diagnose import Stage
+
+    return Stage(what, configurations, estimate)  # type: ignore[arg-type]

@@ -128,13 +128,14 @@ def _first_nan(origin: dict) -> str:
     )
 
 
-def _rank(finding: Finding) -> int:
+def upstream_rank(finding: Finding) -> int:
+    """A finding's place in the causal order (UPSTREAM_ORDER); unknown ids come last."""
     return UPSTREAM_ORDER.index(finding.id) if finding.id in UPSTREAM_ORDER else len(UPSTREAM_ORDER)
 
 
 def cause_chain(findings: Sequence[Finding]) -> CauseChain:
     """Order the findings of one diagnosis into a CauseChain (see the module docstring)."""
-    ordered = sorted(findings, key=_rank)
+    ordered = sorted(findings, key=upstream_rank)
     problems = [f for f in ordered if f.severity != "info"]
     if not problems:
         return CauseChain(None, (), tuple(ordered))

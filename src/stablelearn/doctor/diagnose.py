@@ -20,6 +20,7 @@ user's split on large tables (stablelearn.doctor.sample); step 1 reads every row
 
 import copy
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,14 @@ from stablelearn.tasks import is_classification
 from stablelearn.torch.code import torch_changes
 
 __all__ = ["ALPHA", "Diagnosis", "Score", "Stage", "held_out_scores", "run_doctor"]
+
+
+# seconds of the budget kept for what follows the search (scaled by the budget's
+# slowdown, like the estimates): the report's figures (learning curves and gradient flow
+# of the user's configuration, the repairs' box plot), HTML and JSON, and leaving the
+# process (JAX's clean-up at exit); deep-relu-30x5 on the 2-core machine with other jobs
+# running (estimates x2-3 slow): report 2.0-3.4 s, exit about 5 s
+REPORT_S = 3.0
 
 
 def smallest_adjusted_p(repeats: int, candidates: int) -> float:
@@ -245,18 +254,26 @@ def run_doctor(
     max_rows: int = MAX_ROWS,
     on_stage: Callable[[Stage], None] | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
+    started: float | None = None,
 ) -> Diagnosis:
     """Diagnose the user's configuration (its first variant) and search for a fix,
     training on at most `max_rows` rows of each split (0: every row) and starting no
-    training that would end past `budget_s` seconds (the user's own configuration always
-    trains); `on_stage` hears of each training stage as it starts."""
-    budget = Budget(budget_s)
+    training that would end past `budget_s` seconds counted from `started` (a
+    time.perf_counter() reading: the command's start; default now), REPORT_S of them
+    (scaled as the estimates are) kept for writing the report and exiting (the user's own configuration always trains);
+    `on_stage` hears of each training stage as it starts."""
+    budget = Budget(budget_s, reserve_s=REPORT_S)
+    if started is not None:
+        budget.start = started
     experiment = _users_configuration(experiment)
     sample = row_sample(experiment, max_rows)
     announce = on_stage or (lambda stage: None)
     users = on_sample(experiment, sample)
-    announce(Stage(USER, 1, estimate_experiments([users])))
+    estimate = estimate_experiments([users])
+    announce(Stage(USER, 1, estimate))
+    began = time.perf_counter()
     baseline = run_experiment(users)
+    budget.record(estimate, time.perf_counter() - began)
     user_tables = variant_tables(experiment.variants[0])
     user = Trial(Candidate(USER, user_tables), [Batch.of(baseline.variants[0])])
     higher = is_classification(experiment.data.task)

@@ -21,6 +21,8 @@ import numpy as np
 from stablelearn import figures
 from stablelearn.diagnostics import Finding, Observation
 from stablelearn.doctor.diagnose import Diagnosis, Score
+from stablelearn.doctor.lr_find import figure as range_figure
+from stablelearn.doctor.range_test import format_rate
 from stablelearn.doctor.repairs import repair_name
 from stablelearn.doctor.search import Trial
 from stablelearn.optim import clipping_of
@@ -33,6 +35,7 @@ from stablelearn.report import (
     Code,
     Details,
     Facts,
+    Image,
     Report,
     Section,
     Table,
@@ -579,13 +582,61 @@ def write_figures(d: Diagnosis, folder: Path) -> dict[str, Path]:
         pngs["learning_curves"] = figures.learning_curves(
             drawable, d.experiment.title, folder / "learning_curves.png"
         )
+    for step in d.search.steps:
+        if step.range_test is not None:
+            pngs[f"range_test_{step.number}"] = range_figure(
+                step.range_test,
+                f"Learning-rate range test, step {step.number}",
+                folder / f"range_test_step{step.number}.png",
+            )
     return pngs
+
+
+def _range_tests(d: Diagnosis, pngs: dict[str, Path]) -> Section | None:
+    """Each learning-rate range test the search ran: its answer, figure and rates."""
+    parts: list = []
+    for step in d.search.steps:
+        test = step.range_test
+        if test is None:
+            continue
+        parts.append(Text(f"**Step {step.number}** ({test.models} models): {test.summary()}"))
+        parts.append(
+            Image(
+                pngs[f"range_test_{step.number}"],
+                f"Held-out {test.loss_name} against the learning rate on a log axis, median "
+                "over seeds with its spread, diverged rates marked",
+            )
+        )
+        rows = []
+        for i, r in enumerate(test.rates):
+            spread = r.finite_spread()
+            rows.append((
+                Cell(format_rate(r.learning_rate), r.learning_rate),
+                Cell(f"{r.median:.4g}" if np.isfinite(r.median) else "diverged",
+                     r.median if np.isfinite(r.median) else None),
+                Cell("-" if spread is None else f"{spread[1]:.4g} to {spread[2]:.4g}",
+                     None if spread is None else spread[1]),
+                Cell(f"{r.diverged}/{r.n}", float(r.diverged)),
+                Cell("yes" if test.usable(i) else "no"),
+            ))  # fmt: skip
+        parts.append(
+            Table(
+                f"Range test, step {step.number}: held-out {test.loss_name} per learning rate",
+                ("learning rate", "median", "p25 to p75", "diverged", "usable"),
+                tuple(rows),
+                numeric=frozenset({0, 1, 2, 3}),
+            )
+        )
+    if not parts:
+        return None
+    return Section("range-test", "Learning-rate range test", tuple(parts))
 
 
 def doctor_report(d: Diagnosis, folder: Path, target: Path, toml_name: str) -> Report:
     """The doctor's Report; its PNG twins are written into `folder`."""
     pngs = write_figures(d, folder)
-    sections = [_findings(d), _repairs(d, pngs), _curves(d, pngs), _gradients(d)]
+    sections = [_findings(d), _range_tests(d, pngs), _repairs(d, pngs), _curves(d, pngs),
+                _gradients(d)]  # fmt: skip
     return Report(
         f"stablelearn doctor: {d.experiment.data.name}",
         _headline(d, target, toml_name),

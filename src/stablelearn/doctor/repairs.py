@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stablelearn.diagnostics import Finding
+from stablelearn.doctor.causes import upstream_rank
 from stablelearn.optim import clipping_of, with_clipping
 
 Tables = dict[str, Any]
@@ -175,10 +176,14 @@ def combined_scaling(
 def candidate_repairs(
     base: Mapping[str, Any], task: str, findings: Sequence[Finding]
 ) -> list[Candidate]:
-    """The repairs the findings call for, most severe findings first, at most 8; scaling
-    inputs and target together first when both are unscaled."""
+    """The repairs the findings call for, most severe findings first and, among equally
+    severe ones, causes before their symptoms (doctor.causes: dying ReLUs before the
+    vanishing gradients and the flat loss they cause), at most 8; scaling inputs and
+    target together first when both are unscaled. The order is what a tight budget
+    keeps (doctor.search trains the first repairs that fit)."""
     ids: list[str] = []
-    for finding in sorted(findings, key=lambda f: SEVERITY_ORDER[f.severity]):
+    order = sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], upstream_rank(f)))
+    for finding in order:
         ids += [repair_id for repair_id in finding.repairs if repair_id not in ids]
     combined = combined_scaling(base, task, findings)
     candidates = [combined] if combined is not None else []

@@ -66,6 +66,7 @@ def summary_lines(diagnosis: Diagnosis) -> list[str]:
         lines.append(_finding_line(chain.headline))
         lines += ["  " + _finding_line(f) for f in chain.explained]
     lines += [_finding_line(f) for f in chain.other]
+    lines += _range_lines(diagnosis)
     lines += _path_lines(diagnosis)
     if diagnosis.recommended is not None:
         best, base = _recommended_score(diagnosis), diagnosis.scores[0]
@@ -92,6 +93,24 @@ def summary_lines(diagnosis: Diagnosis) -> list[str]:
 
 def _finding_line(f: Finding) -> str:
     return f"[{f.severity}] {f.title}: {f.message}"
+
+
+def _range_lines(diagnosis: Diagnosis) -> list[str]:
+    """Each step's learning-rate range test, and the repairs a step's budget left out."""
+    lines = []
+    for step in diagnosis.search.steps:
+        test = step.range_test
+        if test is not None:
+            lines.append(
+                f"Range test, step {step.number} ({test.models} models, {len(test.seeds)} seeds "
+                f"per rate): {test.summary()}"
+            )
+        if step.untried:
+            lines.append(
+                f"Step {step.number}: the budget left out {len(step.untried)} of the repairs "
+                f"the findings call for ({', '.join(step.untried)})."
+            )
+    return lines
 
 
 def _path_lines(diagnosis: Diagnosis) -> list[str]:
@@ -146,6 +165,16 @@ def diagnosis_json(diagnosis: Diagnosis, toml_name: str) -> dict[str, Any]:
             else None,
             "budget": asdict(diagnosis.search.spend),
             "nan_origin": diagnosis.nan_origin(),
+            "range_tests": [
+                {"step": step.number, **step.range_test.to_json()}
+                for step in diagnosis.search.steps
+                if step.range_test is not None
+            ],
+            "untried": [
+                {"step": step.number, "repairs": list(step.untried)}
+                for step in diagnosis.search.steps
+                if step.untried
+            ],
             "score": {"name": diagnosis.score_name, "higher_is_better": diagnosis.higher_is_better},
             "candidates": [
                 {**s.to_json(), "tables": None if i == 0 else _tables_of(diagnosis, s.name)}

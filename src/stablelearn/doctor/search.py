@@ -13,8 +13,15 @@ its looks a step wrongly declares a repair better with probability at most ALPHA
 to beat, it is diagnosed again, and the next step tries the repairs its own findings
 call for, until the diagnosis is clean, nothing beats it, MAX_STEPS steps were taken,
 or the next training would not fit in the budget.
+
+A finding that calls for a lower learning rate makes the rate the suspect: where the
+budget has room, a learning-rate range test (stablelearn.doctor.range_test) on seeds the
+comparisons never use picks the rates to try instead of a blind tenth. The budget
+(Budget) is checked before every compiled program and learns from each how much slower
+than estimated training runs; a step trains the repairs that fit, most severe first.
 """
 
+import copy
 import dataclasses
 import functools
 import time
@@ -25,11 +32,26 @@ from typing import Any, Protocol
 import numpy as np
 
 from stablelearn.diagnostics import Finding, check_data, diagnose
-from stablelearn.doctor.repairs import Candidate, candidate_repairs
+from stablelearn.doctor.range_test import (
+    REPAIR_ID,
+    RangeTest,
+    format_rate,
+    range_test_of,
+    rate_candidates,
+    rate_grid,
+)
+from stablelearn.doctor.repairs import MAX_CANDIDATES, Candidate, candidate_repairs
 from stablelearn.doctor.sample import RowSample, on_sample
 from stablelearn.engine.budget import Estimate, format_seconds
+from stablelearn.engine.plan import plan_programs
 from stablelearn.experiments import Experiment, load_mapping, settings_only, variant_tables
-from stablelearn.experiments.runner import VariantResult, estimate_experiments, run_experiment
+from stablelearn.experiments.runner import (
+    VariantResult,
+    estimate_experiments,
+    experiment_runs,
+    prepare_variant_data,
+    run_experiment,
+)
 from stablelearn.experiments.spec import DatasetCache
 from stablelearn.stats import PairedComparison, compare_paired, holm
 from stablelearn.tasks import held_out_metric
@@ -128,6 +150,8 @@ class Step:
     comparisons: tuple[Comparison, ...]
     winner: Trial | None
     looks: int
+    range_test: RangeTest | None = None  # run when a finding suspected the learning rate
+    untried: tuple[str, ...] = ()  # repairs the findings called for that the budget left out
 
 
 @dataclass(frozen=True)
@@ -140,10 +164,17 @@ class Spend:
     most_seeds: int
     budget_s: float
     stopped: str  # "clean", "no repair beat it", "nothing left to try", "budget", "steps"
+    range_test_models: int = 0  # included in models
+    slowdown: float = 1.0  # how much slower than estimated training ran (Budget.slowdown)
 
     def describe(self) -> str:
+        tests = (
+            f" (of them {self.range_test_models} in learning-rate range tests)"
+            if self.range_test_models
+            else ""
+        )
         return (
-            f"{self.configurations} configurations, {self.models:,} models, up to "
+            f"{self.configurations} configurations, {self.models:,} models{tests}, up to "
             f"{self.most_seeds} seeds each, {format_seconds(self.seconds)} "
             f"(budget {format_seconds(self.budget_s)}); stopped: {self.stopped}"
         )
@@ -168,15 +199,54 @@ class SearchResult:
 
 @dataclass
 class Budget:
+    """The doctor's seconds: counted from `start` (the command's start, so that start-up
+    counts), with `reserve_s` (scaled like the estimates) kept for what follows the
+    search: writing the report and leaving.
+
+    A plan is allowed when the time spent plus its estimate, scaled by how much slower
+    than estimated the trainings so far ran (`slowdown`, at least 1), fits. Estimates
+    are made from shapes with constants measured on an idle machine (good to a factor of
+    about two); a busy or slower machine shows in the first training (the user's
+    configuration always trains), so the budget learns that factor instead of
+    overrunning by it, and it learns it again after every program a step trains
+    (search_repairs checks the budget before each), so an estimate that is off for one
+    kind of program costs at most that program's error."""
+
     seconds: float
     start: float = field(default_factory=time.perf_counter)
+    reserve_s: float = 0.0
+    estimated_s: float = 0.0  # the estimates of the trainings recorded so far
+    measured_s: float = 0.0  # and the seconds they took
 
     @property
     def spent(self) -> float:
         return time.perf_counter() - self.start
 
+    @property
+    def slowdown(self) -> float:
+        """Measured over estimated seconds of the trainings so far, at least 1: a fast
+        first training (a compilation-cache hit) must not make later estimates optimistic."""
+        return max(1.0, self.measured_s / self.estimated_s) if self.estimated_s > 0 else 1.0
+
+    def expected_s(self, estimate: Estimate) -> float:
+        return estimate.seconds * self.slowdown
+
     def allows(self, estimate: Estimate) -> bool:
-        return self.spent + estimate.seconds <= self.seconds
+        room = self.seconds - self.reserve_s * self.slowdown
+        return self.spent + self.expected_s(estimate) <= room
+
+    def record(self, estimate: Estimate, seconds: float) -> None:
+        """A training estimated at `estimate` took `seconds`."""
+        self.estimated_s += estimate.seconds
+        self.measured_s += seconds
+
+    def timed(self, planned: "Planned", train: Callable[..., Any], *args: Any) -> Any:
+        """`train(planned, *args)`, its time recorded against `planned`'s estimate."""
+        began = time.perf_counter()
+        try:
+            return train(planned, *args)
+        finally:
+            self.record(planned.estimate, time.perf_counter() - began)
 
 
 # --- training configurations ----------------------------------------------------------------
@@ -201,7 +271,15 @@ class Trains(Protocol):
 
     def train(self, planned: Planned, what: str) -> list[Batch]: ...
 
+    def split(self, planned: Planned) -> list[Planned]: ...
+
     def diagnose(self, trial: Trial) -> tuple[Finding, ...]: ...
+
+    def plan_rates(
+        self, tables: dict[str, Any], rates: Sequence[float], first_seed: int, repeats: int
+    ) -> Planned: ...
+
+    def train_rates(self, planned: Planned, what: str, user_rate: float | None) -> RangeTest: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,8 +291,16 @@ class Trainer:
     on_training: Callable[[str, int, Estimate], None] = lambda what, n, estimate: None
     datasets: DatasetCache = field(default_factory=dict)  # the user's table, read once
 
-    def plan(self, candidates: Sequence[Candidate], first_seed: int, repeats: int) -> Planned:
+    def plan(
+        self,
+        candidates: Sequence[Candidate],
+        first_seed: int,
+        repeats: int,
+        telemetry: bool = True,
+    ) -> Planned:
         raw = settings_only(self.experiment.raw)
+        if not telemetry:  # nothing will be diagnosed: cheaper to compile and train
+            raw["telemetry"] = False
         # variants merge into the top-level tables, so only the (required) model stays on
         # top; each candidate carries complete tables whose lists replace the model's
         raw["model"] = variant_tables(self.experiment.variants[0])["model"]
@@ -231,8 +317,40 @@ class Trainer:
         self.on_training(what, len(planned.candidates), planned.estimate)
         return [Batch.of(v) for v in run_experiment(planned.experiment).variants]
 
+    def split(self, planned: Planned) -> list[Planned]:
+        """`planned` as one plan per compiled program the planner makes of it (the
+        candidates it packs together stay together), in the order of their first
+        candidate; each trains alone to the same numbers (same seeds, same programs)."""
+        experiment = planned.experiment
+        runs = experiment_runs(experiment, prepare_variant_data(experiment, experiment.data))
+        names = [run.tags["variant"] for run in runs]
+        order = [c.name for c in planned.candidates]
+        programs = []
+        for indices in plan_programs(runs):
+            members = sorted({order.index(names[i]) for i in indices})
+            programs.append([planned.candidates[i] for i in members])
+        if len(programs) == 1:
+            return [planned]
+        return [self.plan(group, planned.first_seed, planned.repeats) for group in programs]
+
     def diagnose(self, trial: Trial) -> tuple[Finding, ...]:
         return tuple(data_findings(self.experiment, trial.tables) + diagnose(trial.first.result))
+
+    def plan_rates(
+        self, tables: dict[str, Any], rates: Sequence[float], first_seed: int, repeats: int
+    ) -> Planned:
+        """A learning-rate range test of `tables` (stablelearn.doctor.range_test): every
+        rate on seeds first_seed.., one experiment, telemetry off."""
+        return self.plan(rate_candidates(tables, rates), first_seed, repeats, telemetry=False)
+
+    def train_rates(self, planned: Planned, what: str, user_rate: float | None) -> RangeTest:
+        self.on_training(what, len(planned.candidates), planned.estimate)
+        began = time.perf_counter()
+        result = run_experiment(planned.experiment)
+        rates = [c.tables["optimizer"]["learning_rate"] for c in planned.candidates]
+        return range_test_of(
+            result.variants, rates, user_rate, time.perf_counter() - began, planned.estimate.seconds
+        )
 
 
 # --- the search -------------------------------------------------------------------------------
@@ -308,7 +426,7 @@ def _add_seeds(trainer: Trains, trials: Sequence[Trial], target: int, budget: Bu
     if not budget.allows(functools.reduce(Estimate.then, (p.estimate for _, p in plans))):
         return False
     for group, planned in plans:
-        batches = trainer.train(planned, "more seeds for the leaders")
+        batches = budget.timed(planned, trainer.train, "more seeds for the leaders")
         for trial, batch in zip(group, batches, strict=True):
             trial.batches.append(dataclasses.replace(batch, variant=None))  # scores suffice
     return True
@@ -340,16 +458,24 @@ def search_repairs(
         if not candidates:
             stopped = "nothing left to try"
             break
-        planned = trainer.plan(candidates, 0, repeats)
-        if not budget.allows(planned.estimate):
+        range_test = None
+        if any(c.repair_id == "lower_learning_rate" for c in candidates):
+            candidates, range_test = _range_tested(
+                trainer, current, candidates, repeats, budget, number
+            )
+        planned = _affordable(trainer, candidates, repeats, budget)
+        if planned is None:
+            stopped = "budget"
+            if range_test is not None:  # trained, so reported
+                steps.append(Step(number, current, (), None, 0, range_test))
+            break
+        trials = _train_step(trainer, planned, budget, f"repairs, step {number}")
+        if not trials:
             stopped = "budget"
             break
-        seen += [c.tables for c in candidates]
-        trials = [Trial(c) for c in candidates]
-        for trial, batch in zip(
-            trials, trainer.train(planned, f"repairs, step {number}"), strict=True
-        ):
-            trial.batches.append(batch)
+        trained = {id(t.candidate) for t in trials}
+        untried = tuple(c.name for c in candidates if id(c) not in trained)
+        seen += [t.tables for t in trials]
         comparisons, looks = compare_step(current, trials, higher_is_better), 1
         while not any(c.beats for c in comparisons) and looks < LOOKS:
             leaders = sorted(
@@ -363,7 +489,7 @@ def search_repairs(
             comparisons, looks = compare_step(current, trials, higher_is_better), looks + 1
         winners = [c for c in comparisons if c.beats]
         winner = _best(winners, higher_is_better).trial if winners else None
-        steps.append(Step(number, current, tuple(comparisons), winner, looks))
+        steps.append(Step(number, current, tuple(comparisons), winner, looks, range_test, untried))
         if winner is None:
             stopped = "no repair beat it"
             break
@@ -373,15 +499,96 @@ def search_repairs(
         if _is_clean(current_findings):
             stopped = "clean"
     trials = [user] + [c.trial for s in steps for c in s.comparisons]
+    range_models = sum(s.range_test.models for s in steps if s.range_test is not None)
     spend = Spend(
-        models=sum(t.n for t in trials),
+        models=sum(t.n for t in trials) + range_models,
         seconds=budget.spent,
         configurations=len(trials),
         most_seeds=max(t.n for t in trials),
         budget_s=budget.seconds,
         stopped=stopped,
+        range_test_models=range_models,
+        slowdown=round(budget.slowdown, 2),
     )
     return SearchResult(user, tuple(steps), current, current_findings, spend)
+
+
+RANGE_SEEDS = 3  # seeds per rate of the doctor's range test: it picks a rate, the step proves it
+
+
+def _range_tested(
+    trainer: Trains,
+    current: Trial,
+    candidates: list[Candidate],
+    repeats: int,
+    budget: Budget,
+    number: int,
+) -> tuple[list[Candidate], RangeTest | None]:
+    """A finding suspects the learning rate (it calls for a lower one): where the budget
+    has room for a range test and the step after it, measure which rates train
+    `current` and try the range test's recommended rate (and its best rate, where that
+    differs) instead of a blind tenth.
+
+    The range test trains on seeds the step's paired comparisons never use (from
+    LOOKS x repeats on), so choosing the rate and proving it are independent."""
+    tables = current.tables
+    rate_plan = trainer.plan_rates(tables, rate_grid(), LOOKS * repeats, RANGE_SEEDS)
+    step_plan = trainer.plan(candidates, 0, repeats)
+    if not budget.allows(rate_plan.estimate.then(step_plan.estimate)):
+        return candidates, None
+    rate_now = tables["optimizer"]["learning_rate"]
+    what = f"learning-rate range test, step {number}"
+    test = budget.timed(rate_plan, trainer.train_rates, what, rate_now)
+    rate = test.recommended
+    if rate is None:
+        return candidates, test  # nothing measured to propose: the blind tenth stays
+    best = test.rates[test.best].learning_rate  # type: ignore[index]
+    # the recommended (safe) rate, and the best where it differs: the range test saw each
+    # on 3 seeds, the paired comparison decides on the step's seeds which one holds
+    rates = [(rate, "range test")] + ([(best, "range test best")] if best != rate else [])
+    measured = []
+    for value, label in rates:
+        if np.isclose(value, rate_now, rtol=1e-3):
+            continue  # the current rate is no repair
+        proposed = copy.deepcopy(tables)
+        proposed["optimizer"]["learning_rate"] = float(value)
+        name = f"learning rate {format_rate(value)} ({label})"
+        measured += _on_top(current, [Candidate(name, proposed, REPAIR_ID, (REPAIR_ID,))])
+    if not measured:
+        return candidates, test
+    at = next(i for i, c in enumerate(candidates) if c.repair_id == "lower_learning_rate")
+    replaced = candidates[:at] + measured + candidates[at + 1 :]
+    return replaced[:MAX_CANDIDATES], test
+
+
+def _train_step(trainer: Trains, planned: Planned, budget: Budget, what: str) -> list[Trial]:
+    """Train the step's candidates program by program, checking the budget (which learns
+    from each program's time) before each; the programs that no longer fit are left out."""
+    trials = []
+    parts = trainer.split(planned)
+    for number, part in enumerate(parts, 1):
+        if not budget.allows(part.estimate):
+            break
+        label = what if len(parts) == 1 else f"{what}, program {number} of {len(parts)}"
+        for candidate, batch in zip(
+            part.candidates, budget.timed(part, trainer.train, label), strict=True
+        ):
+            trials.append(Trial(candidate, [batch]))
+    order = [id(c) for c in planned.candidates]
+    return sorted(trials, key=lambda t: order.index(id(t.candidate)))
+
+
+def _affordable(
+    trainer: Trains, candidates: Sequence[Candidate], repeats: int, budget: Budget
+) -> Planned | None:
+    """The step's plan: every candidate, or where that does not fit the budget, the
+    most the budget allows in the findings' order (most severe first); None if not even
+    the first fits."""
+    for count in range(len(candidates), 0, -1):
+        planned = trainer.plan(candidates[:count], 0, repeats)
+        if budget.allows(planned.estimate):
+            return planned
+    return None
 
 
 def _on_top(current: Trial, candidates: Sequence[Candidate]) -> list[Candidate]:

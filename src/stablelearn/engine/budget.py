@@ -19,9 +19,13 @@ from dataclasses import dataclass
 
 from stablelearn.engine.history import recorded_epochs
 from stablelearn.engine.plan import (
+    ACTIVATION_COMPILE_S,
+    ACTIVATION_TRAIN_FACTOR,
     BATCH_NORM_COMPILE_S,
     COMPILE_LAYER_S,
     COMPILE_S,
+    PACKED_COMPILE_LAYER_S,
+    PACKED_TRAIN_FACTOR,
     plan_programs,
 )
 from stablelearn.errors import ResourceError
@@ -168,16 +172,35 @@ def group_estimate(runs: Sequence[Run]) -> Estimate:
         + 2 * len(recorded_epochs(config.epochs)) * per_epoch_history  # and its concatenation
         + models * (rows_train + rows_test) * outputs  # predictions
     )
+    compile_s = (
+        COMPILE_S
+        + COMPILE_LAYER_S * layers
+        + BATCH_NORM_COMPILE_S * sum(layer.batch_norm for layer in model.hidden)
+    )
+    train_s = steps * step_seconds(models, model, batch)
+    # a packed program (the planner put several depths or hidden activations in it)
+    # masks its slots and computes every activation it selects among, as the
+    # planner's cost model says (stablelearn.engine.plan.program_cost); before, the
+    # estimate priced it as its deepest model alone: the doctor's 30-layer repairs
+    # (3 activations, 40 models) compiled 2.4-3.3x longer than estimated
+    architectures = {_architecture(r.model) for r in runs}
+    if len(architectures) > 1:
+        activations = len(set().union(*(names for _, names in architectures)))
+        compile_s += PACKED_COMPILE_LAYER_S * layers + ACTIVATION_COMPILE_S * (activations - 1)
+        train_s *= PACKED_TRAIN_FACTOR * (1 + ACTIVATION_TRAIN_FACTOR * (activations - 1))
     return Estimate(
         models=models,
         model_steps=models * steps,
         programs=1,
-        compile_s=COMPILE_S
-        + COMPILE_LAYER_S * layers
-        + BATCH_NORM_COMPILE_S * sum(layer.batch_norm for layer in model.hidden),
-        train_s=steps * step_seconds(models, model, batch),
+        compile_s=compile_s,
+        train_s=train_s,
         peak_bytes=BASE_BYTES + memory,
     )
+
+
+def _architecture(model: MLP) -> tuple[int, frozenset[str]]:
+    """What packing tells apart: depth and hidden activations."""
+    return len(model.hidden), frozenset(layer.activation for layer in model.hidden)
 
 
 def estimate_groups(groups: Sequence[Sequence[Run]]) -> Estimate:
