@@ -1,0 +1,298 @@
+"""Every kind of HTML report, opened in a real headless Chromium (Playwright).
+
+One browser per test process. Each report is generated once per test run: the first
+pytest-xdist worker that needs it writes it under a lock into the run's shared temporary
+folder, the others read it there. The generating commands use the shapes and flags other
+tests use (the robustness suite's tiny doctor, tests/sweep's small sweep, test_monitor's
+and test_torch_watch's models), so their programs come from the shared compile cache.
+
+The tests skip with one message where Playwright or a Chromium is missing (see
+`find_chromium`); CI (.ci/run) installs Debian's chromium where it can.
+
+This is not a conftest.py: a second module named conftest would replace tests/conftest.py
+in sys.modules, and the `from conftest import small_sweep` of other test folders would
+find this one. The test modules import these fixtures.
+"""
+
+import contextlib
+import importlib.util
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomli_w
+from conftest import small_sweep
+from filelock import FileLock
+from typer.testing import CliRunner
+
+NO_PLAYWRIGHT = (
+    "Playwright is not installed: pip install -e '.[test]' (tests/reports open the reports "
+    "in a headless Chromium)"
+)
+NO_CHROMIUM = (
+    "no Chromium found: install the Debian package chromium (apt-get install chromium), "
+    "run `playwright install chromium`, or set STABLELEARN_CHROMIUM to a Chromium or "
+    "Chrome executable"
+)
+EXECUTABLES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+# the two screens the issue names: a laptop, and a phone at its device pixel ratio
+VIEWPORTS = {
+    "desktop": {"viewport": {"width": 1366, "height": 900}},
+    "phone": {
+        "viewport": {"width": 390, "height": 844},
+        "device_scale_factor": 3,
+        "is_mobile": True,
+        "has_touch": True,
+    },
+}
+
+
+def find_chromium(playwright) -> str | None:
+    """STABLELEARN_CHROMIUM, else a Chromium or Chrome on the PATH (Debian's `chromium`),
+    else the one `playwright install chromium` downloaded."""
+    named = os.environ.get("STABLELEARN_CHROMIUM")
+    if named:
+        return shutil.which(named) or (named if Path(named).is_file() else None)
+    for name in EXECUTABLES:
+        if found := shutil.which(name):
+            return found
+    with contextlib.suppress(Exception):
+        path = playwright.chromium.executable_path
+        if Path(path).is_file():
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    if importlib.util.find_spec("playwright") is None:
+        pytest.skip(NO_PLAYWRIGHT)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        executable = find_chromium(playwright)
+        if executable is None:
+            pytest.skip(NO_CHROMIUM)
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+# --- the reports ----------------------------------------------------------------------------
+
+
+def _tiny_csv(path: Path) -> None:
+    """The robustness suite's csv_text(): 24 Gaussian rows of x0, x1 and y = x0 - x1."""
+    rng = np.random.default_rng(0)
+    lines = ["x0,x1,y"]
+    for _ in range(24):
+        x = rng.normal(size=2)
+        lines.append(",".join(f"{v:.4f}" for v in [*x, x[0] - x[-1]]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _cli(*args: str) -> None:
+    from stablelearn.cli import app
+
+    result = CliRunner().invoke(app, [*args, "--quiet"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+
+
+def _run(out: Path) -> None:
+    _cli("run", "input-scaling", "--repeats", "2", "--epochs", "3", "--out", str(out))
+
+
+def _doctor(out: Path) -> None:
+    csv = out.parent / "tiny.csv"
+    _tiny_csv(csv)
+    # tests/robustness' DOCTOR flags
+    _cli("doctor", str(csv), "--target", "y", "--epochs", "1", "--repeats", "1", "--out", str(out))
+
+
+def _sweep(out: Path) -> None:
+    path = out.parent / "small.toml"
+    path.write_text(tomli_w.dumps(small_sweep()), encoding="utf-8")
+    _cli("sweep", str(path), "--workers", "1", "--out", str(out))
+
+
+def _reproduce(out: Path) -> None:
+    # tests/lesson/test_reproduce.py's smoke run: the whole catalog at 2 repeats x 2 epochs
+    _cli("reproduce", "--epochs", "2", "--repeats", "2", "--out", str(out))
+
+
+def _keras_monitor(out: Path) -> None:
+    """tests/keras/test_monitor.py's healthy model: 4 epochs of a 16-unit MLP."""
+    keras = pytest.importorskip("keras", reason="the keras extra is not installed")
+    from stablelearn.keras import Monitor
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype("float32")
+    y = (x @ rng.normal(size=8) + 1.0).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu", kernel_initializer="he_uniform"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    monitor = Monitor(probe=(x, y), out=out)
+    model.fit(x, y, epochs=4, batch_size=32, callbacks=[monitor], verbose=0)
+
+
+def _torch_watch(out: Path) -> None:
+    """tests/torch/test_torch_watch.py's exploding loop: an unscaled target, 2 epochs."""
+    torch = pytest.importorskip("torch", reason="the torch extra is not installed")
+    from stablelearn.torch import watch
+
+    nn = torch.nn
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g)
+    y = (x @ torch.randn(8, generator=g)) * 100.0 + 100.0
+    model = nn.Sequential(nn.Linear(8, 25), nn.ReLU(), nn.Linear(25, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    with watch(model, every=4, sync_every=16) as handle:
+        for _ in range(2):
+            for i in range(0, len(x), 32):
+                optimizer.zero_grad()
+                loss = nn.functional.mse_loss(model(x[i : i + 32])[:, 0], y[i : i + 32])
+                loss.backward()
+                optimizer.step()
+                handle.loss(loss)
+    handle.report(out)
+
+
+WRITERS: dict[str, Callable[[Path], None]] = {
+    "run": _run,
+    "doctor": _doctor,
+    "sweep": _sweep,
+    "reproduce": _reproduce,
+    "keras-monitor": _keras_monitor,
+    "torch-watch": _torch_watch,
+}
+
+
+@pytest.fixture(scope="session")
+def report_folder(tmp_path_factory) -> Callable[[str], Path]:
+    """kind -> the folder holding that kind's report.html, written at umask 022 by the
+    first process that asks (a failed writer leaves nothing, and the next one retries)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.getbasetemp().parent / "browser-reports"
+    else:
+        root = tmp_path_factory.getbasetemp() / "browser-reports"
+    root.mkdir(exist_ok=True)
+
+    def get(kind: str) -> Path:
+        out = root / kind / "out"
+        with FileLock(root / f"{kind}.lock"):
+            if not (out / "report.html").is_file():
+                shutil.rmtree(root / kind, ignore_errors=True)
+                (root / kind).mkdir()
+                previous = os.umask(0o022)
+                try:
+                    WRITERS[kind](out)
+                finally:
+                    os.umask(previous)
+        assert (out / "report.html").is_file(), f"{kind} wrote no report.html in {out}"
+        return out
+
+    return get
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+# Records when the page's script sets <html data-interactive="true">, in ms since the
+# navigation started (performance.now()), without polling.
+INTERACTIVE_PROBE = """
+window.__interactiveAt = null;
+new MutationObserver(function (_, observer) {
+  if (document.documentElement && document.documentElement.dataset.interactive === "true") {
+    window.__interactiveAt = performance.now();
+    observer.disconnect();
+  }
+}).observe(document, {attributes: true, subtree: true, attributeFilter: ["data-interactive"]});
+"""
+INTERACTIVE = "document.documentElement.dataset.interactive === 'true'"
+OFFLINE = ("file:", "data:", "blob:", "about:")
+
+
+class Opened:
+    """A report open in its own browser context: what it logged as errors and which
+    network requests it tried (a report is one offline file: none)."""
+
+    def __init__(self, browser, folder: Path, viewport: str):
+        self.context = browser.new_context(**VIEWPORTS[viewport])
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on(
+            "console",
+            lambda m: m.type == "error" and self.errors.append(f"console error: {m.text}"),
+        )
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.context.route(lambda url: not url.startswith(OFFLINE), self._refuse)
+        self.page.add_init_script(INTERACTIVE_PROBE)
+        self.page.goto((folder / "report.html").as_uri(), wait_until="load")
+
+    def _refuse(self, route) -> None:
+        self.requests.append(route.request.url)
+        route.abort()
+
+    def interactive_ms(self, timeout_ms: float = 5_000) -> float | None:
+        """ms from navigation start to data-interactive="true"; None if not within
+        `timeout_ms` (waited for once per page)."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        if not hasattr(self, "_interactive"):
+            try:
+                self.page.wait_for_function(INTERACTIVE, timeout=timeout_ms)
+                self._interactive = self.page.evaluate(
+                    "window.__interactiveAt ?? performance.now()"
+                )
+            except PlaywrightTimeout:
+                self._interactive = None
+        return self._interactive
+
+    def require_interactive(self) -> None:
+        assert self.interactive_ms() is not None, (
+            "the page never set <html data-interactive='true'> (waited 5 s)"
+        )
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="session")
+def open_report(browser) -> Iterator[Callable[[Path, str], Opened]]:
+    """(folder, viewport) -> a fresh page of that report; closed at the session's end."""
+    opened: list[Opened] = []
+
+    def new(folder: Path, viewport: str) -> Opened:
+        opened.append(Opened(browser, folder, viewport))
+        return opened[-1]
+
+    yield new
+    for page in opened:
+        page.close()
+
+
+@pytest.fixture(scope="session")
+def shared_page(open_report) -> Callable[[Path, str], Opened]:
+    """(folder, viewport) -> one page per report and screen that the interaction tests
+    share (each scrolls, opens and clicks what it checks; none needs another's state)."""
+    pages: dict[tuple[Path, str], Opened] = {}
+
+    def get(folder: Path, viewport: str) -> Opened:
+        if (folder, viewport) not in pages:
+            pages[folder, viewport] = open_report(folder, viewport)
+        return pages[folder, viewport]
+
+    return get
