@@ -197,7 +197,11 @@ COLUMNS = """(table) => {
 
 
 def chart_name(div) -> str:
-    return repr((div.get_attribute("aria-label") or div.get_attribute("data-spec") or "")[:60])
+    """The chart's spec id and caption (vega-embed overwrites its aria-label when drawn)."""
+    caption = div.evaluate(
+        "d => d.closest('figure')?.querySelector('figcaption')?.textContent ?? ''"
+    )
+    return f"{div.get_attribute('data-spec')} ({caption.strip()[:60]!r})"
 
 
 def missing(kind: str, count: dict) -> list[str]:
