@@ -14,8 +14,6 @@ in sys.modules, and the `from conftest import small_sweep` of other test folders
 find this one. The test modules import these fixtures.
 """
 
-import contextlib
-import importlib.util
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -51,7 +49,7 @@ VIEWPORTS = {
 }
 
 
-def find_chromium(playwright) -> str | None:
+def find_chromium() -> str | None:
     """STABLELEARN_CHROMIUM, else a Chromium or Chrome on the PATH (Debian's `chromium`),
     else the one `playwright install chromium` downloaded."""
     named = os.environ.get("STABLELEARN_CHROMIUM")
@@ -60,28 +58,49 @@ def find_chromium(playwright) -> str | None:
     for name in EXECUTABLES:
         if found := shutil.which(name):
             return found
-    with contextlib.suppress(Exception):
-        path = playwright.chromium.executable_path
-        if Path(path).is_file():
-            return path
+    downloads = Path(
+        os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache/ms-playwright"
+    )
+    for pattern in (
+        "chromium-*/chrome-linux*/chrome",
+        "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium",
+    ):
+        for path in sorted(downloads.glob(pattern), reverse=True):
+            return str(path)
     return None
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return NO_PLAYWRIGHT
+    return NO_CHROMIUM if find_chromium() is None else None
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator:
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip(NO_PLAYWRIGHT)
+    """One headless Chromium per test process (test modules skip first where there is none)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        executable = find_chromium(playwright)
-        if executable is None:
-            pytest.skip(NO_CHROMIUM)
-        chromium = playwright.chromium.launch(executable_path=executable, headless=True)
+        chromium = playwright.chromium.launch(executable_path=find_chromium(), headless=True)
         try:
             yield chromium
         finally:
             chromium.close()
+
+
+KINDS = [
+    "design",  # stablelearn.report's every block, apart from any command
+    "run",
+    "doctor",
+    "sweep",
+    "keras-monitor",
+    "torch-watch",
+    pytest.param("reproduce", marks=pytest.mark.slow),  # trains the whole catalog
+]
 
 
 # --- the reports ----------------------------------------------------------------------------
