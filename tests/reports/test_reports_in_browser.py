@@ -260,24 +260,6 @@ def test_opens_offline_without_errors_and_is_interactive_within_2_s(
     assert not problems, f"{kind} on the {screen}:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_follows_the_page_structure(browser, open_report, report_folder, kind):
-    """On the page as a reader ends up with it: every chart drawn, every drill-down open."""
-    opened = open_report(report_folder(kind), "desktop")
-    opened.require_interactive()
-    page = opened.page
-    page.evaluate(
-        "() => document.querySelectorAll('main details').forEach(d => { d.open = true; })"
-    )
-    charts = page.locator("main .vega-chart")
-    for i in range(charts.count()):
-        charts.nth(i).scroll_into_view_if_needed()
-        wait(page, RENDERED, charts.nth(i).element_handle())
-    found = page.evaluate(STRUCTURE)
-    problems = found["problems"] + missing(kind, found["count"])
-    assert not problems, f"{kind} ({found['count']}):\n" + "\n".join(problems)
-
-
 # --- charts, images, drill-downs ------------------------------------------------------------
 
 
@@ -430,3 +412,25 @@ def test_clicking_a_header_sorts_the_rows_and_sets_aria_sort(
         problems.append(f"{tables.count()} sortable tables and no column with two distinct values")
     problems += opened.errors[start:]
     assert not problems, f"{kind}:\n" + "\n".join(problems)
+
+
+# --- structure ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_follows_the_page_structure(browser, shared_page, report_folder, kind):
+    """On the page as a reader ends up with it: every chart drawn, every drill-down open
+    (last in this file: it opens the drill-downs of the page the tests above share)."""
+    opened = shared_page(report_folder(kind), "desktop")
+    opened.require_interactive()
+    page = opened.page
+    page.evaluate(
+        "() => document.querySelectorAll('main details').forEach(d => { d.open = true; })"
+    )
+    charts = page.locator("main .vega-chart")
+    for i in range(charts.count()):
+        charts.nth(i).scroll_into_view_if_needed()
+        wait(page, RENDERED, charts.nth(i).element_handle())
+    found = page.evaluate(STRUCTURE)
+    problems = found["problems"] + missing(kind, found["count"])
+    assert not problems, f"{kind} ({found['count']}):\n" + "\n".join(problems)
