@@ -414,7 +414,9 @@ class Opened:
         )
 
     def close(self) -> None:
-        self.context.close()
+        if not getattr(self, "_closed", False):
+            self._closed = True
+            self.context.close()
 
 
 @pytest.fixture(scope="session")
