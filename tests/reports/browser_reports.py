@@ -380,6 +380,8 @@ class Opened:
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.requests: list[str] = []
+        self._interactive: float | str | None = "not waited for"
+        self._closed = False
         self.page.on(
             "console",
             lambda m: m.type == "error" and self.errors.append(f"console error: {m.text}"),
@@ -398,7 +400,7 @@ class Opened:
         `timeout_ms` (waited for once per page)."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-        if not hasattr(self, "_interactive"):
+        if self._interactive == "not waited for":
             try:
                 self.page.wait_for_function(INTERACTIVE, timeout=timeout_ms)
                 self._interactive = self.page.evaluate(
@@ -414,7 +416,7 @@ class Opened:
         )
 
     def close(self) -> None:
-        if not getattr(self, "_closed", False):
+        if not self._closed:
             self._closed = True
             self.context.close()
 
