@@ -214,6 +214,8 @@ def _drilldown(result: ExperimentResult) -> Details:
                     "validation loss" if key == "val_loss" else "training loss",
                 ),
                 f"{v.name}: the {'validation' if key == 'val_loss' else 'training'} loss of every seed",
+                "One line per seed; diverged seeds in vermillion, up to their last finite value. "
+                "Hover a line for its seed.",
             )
         )
     return Details("Every seed: which diverged, and their curves", blocks(inner))

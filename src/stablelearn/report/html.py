@@ -53,7 +53,8 @@ def render_html(report: Report) -> str:
     body += [_section(s, charts, level=2) for s in sections[1:]]
     footer = "".join(f"<p>{inline(line)}</p>" for line in report.notes)
     specs = "".join(
-        f"<script type='application/json' id='c{i}'>{_json_for_script(c.spec)}</script>"
+        f"<script type='application/json' id='c{i}'>"
+        f"{_json_for_script({**c.spec, 'description': c.alt})}</script>"
         for i, c in enumerate(charts)
     )
     scripts = f"<script>{vega_bundle()}</script>" if charts else ""

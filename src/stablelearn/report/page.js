@@ -13,8 +13,12 @@
       if (y === undefined) return -1;
       return sign * (parseFloat(x) - parseFloat(y));
     }
-    return sign * a.textContent.localeCompare(b.textContent, undefined, { numeric: true });
+    const x = a.textContent.trim(), y = b.textContent.trim();
+    if (NUMBER.test(x) && NUMBER.test(y)) return sign * (parseFloat(x) - parseFloat(y));
+    // numeric collation orders "relu-5" before "relu-15"; plain numbers were handled above
+    return sign * x.localeCompare(y, undefined, { numeric: true });
   }
+  const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
 
   function makeSortable(table) {
     const headers = Array.from(table.tHead.rows[0].cells);
@@ -42,8 +46,14 @@
     div.dataset.rendering = "true";
     const spec = JSON.parse(document.getElementById(div.dataset.spec).textContent);
     const options = { renderer: "svg", actions: false, tooltip: { theme: "light" } };
+    const label = div.getAttribute("aria-label");
     return window.vegaEmbed(div, spec, options)
-      .then(function () { div.dataset.rendered = "true"; })
+      .then(function () {
+        // vega-embed labels its container "Vega visualization"; keep the real alt text
+        div.setAttribute("role", "img");
+        if (label) div.setAttribute("aria-label", label);
+        div.dataset.rendered = "true";
+      })
       .catch(function (err) {
         div.textContent = "This chart could not be drawn: " + err.message;
         console.error(err);
