@@ -12,12 +12,14 @@ user's own loop.
 
 A step is a forward pass of `model` in training mode with gradients enabled (evaluation
 under torch.no_grad is not counted). What is recorded:
-- every step, the largest |entry| of the model's output (one reduction, kept on its
-  device). The first non-finite one is localized: the deepest module whose weights the
-  previous update made non-finite (backward), else the first module whose output on
-  that batch is non-finite (forward; the batch is run again under no_grad to find it);
-- every `every` steps (step 1, 1 + every, ...; 100 by default), per module with parameters of its own (a
-  Linear, a Conv...), with hooks registered for that step only: the gradient's L2 norm
+- every step, whether the model's output is finite (one reduction: on the CPU the sum,
+  read at once; elsewhere the largest |entry|, kept on its device). The first non-finite
+  output is localized: the deepest module whose weights the previous update made
+  non-finite (backward), else the first module whose output on that batch is non-finite
+  (forward; the batch is run again under no_grad to find it);
+- every `every` steps (step 1, 1 + every, ...; 100 by default), per module with
+  parameters of its own (a Linear, a Conv...), with hooks registered for that step
+  only: the gradient's L2 norm
   and largest |entry| (as accumulated, before any clipping), the weight norm, the
   update/weight ratio ||w_after - w_before|| / ||w_before|| of that step's update, and
   dead / saturated unit fractions of the activation module that runs next (a ReLU unit,
@@ -83,33 +85,59 @@ class _Sample:
     """One sampled step's device tensors, read back at the next sync."""
 
     step: int
-    weight_norm: list[Any]
-    grad_sq: list[list[Any]]  # per layer, each parameter's squared gradient norm
-    update_ratio: list[Any] = field(default_factory=list)
+    forward: list[tuple[int, Any]] = field(default_factory=list)  # (layer, largest |output|)
     units: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # layer -> (dead, saturated)
+    owner: list[int] = field(default_factory=list)  # the layer of each parameter
+    before: list[Any] = field(default_factory=list)  # each parameter before the update
+    weight_norm: list[Any] = field(default_factory=list)  # per parameter, before the update
+    update_norm: list[Any] = field(default_factory=list)  # per parameter, ||after - before||
+    grad_norm: list[list[Any]] = field(default_factory=list)  # per layer, each gradient's L2 norm
     loss: Any = None
 
 
-def _norm(tensors: list[Any]) -> Any:
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+def _layer_norms(owner: list[int], norms: list[float], n: int) -> np.ndarray:
+    """Per layer, the L2 norm over its parameters, from each parameter's norm (on the host,
+    so the device does one norm per parameter and nothing per layer)."""
+    squares = np.zeros(n)
+    np.add.at(squares, owner, np.square(norms))
+    return np.sqrt(squares)
+
+
+def _mean_loss(values: list[Any]) -> Any:
+    """The mean of the recorded losses: Python floats averaged on the host; device scalars
+    stacked once (read back at the sync), or one by one where they do not stack."""
+    if all(isinstance(v, float) for v in values):
+        return math.fsum(values) / len(values)
+    try:
+        return torch.stack(values).float().mean()
+    except (TypeError, RuntimeError):  # floats and tensors, or tensors on several devices
+        return float(np.mean([float(v) for v in values]))
 
 
 def unit_fractions(kind: str, out: Any) -> tuple[Any, Any]:
-    """(dead, saturated) fractions of an activation's output [batch, units, ...]."""
-    nan = torch.full((), math.nan, device=out.device)
+    """(dead, saturated) fractions of an activation's output [batch, units, ...]; NaN (a
+    float, no device op) where the activation has no such state."""
     if kind == "relu":
         axes = [d for d in range(out.dim()) if d != 1]
         alive = (out > 0).float().amax(dim=axes)
-        return 1.0 - alive.float().mean(), nan
+        return 1.0 - alive.mean(), math.nan
     if kind == "tanh":
-        return nan, (out.abs() > 0.99).float().mean()
+        return math.nan, (out.abs() > 0.99).float().mean()
     if kind == "sigmoid":
-        return nan, ((out < 0.01) | (out > 0.99)).float().mean()
-    return nan, nan
+        return math.nan, ((out < 0.01) | (out > 0.99)).float().mean()
+    return math.nan, math.nan
 
 
 class Watch:
-    """The handle `watch` returns; see the module docstring."""
+    """The handle `watch` returns; see the module docstring.
+
+    One forward hook on the model runs every step (`_on_step`); everything per layer is
+    registered for the sampled steps only, so an unsampled step costs that one hook and
+    one reduction. A sampled step s is armed at the end of step s - 1 (layer output and
+    activation hooks, which must be in place before its forward pass), begins in its own
+    model hook (weights copied, gradient hooks registered, layer hooks removed) and is
+    finished in the model hook of step s + 1, once the optimizer has updated the weights.
+    """
 
     def __init__(self, model: Any, every: int, sync_every: int, stop_on: str | None,
                  baseline_loss: float | None):  # fmt: skip
@@ -121,72 +149,127 @@ class Watch:
             raise ConfigError("watch found no module with parameters in the model.")
         self.names = [name or type(m).__name__ for name, m in self.layers]
         self.kinds = [""] * len(self.layers)
+        self._activations = [m for m in model.modules() if type(m).__name__ in ACTIVATIONS]
         self.step = 0
         self.first_nonfinite: NonFinite | None = None
         self.stopped_by: Finding | None = None
         self._pending: list[tuple[int, int, str, Any]] = []  # (step, layer, direction, |max|)
         self._samples: list[_Sample] = []
         self._read: list[dict[str, Any]] = []
-        self._current: _Sample | None = None
-        self._before: list[list[Any]] | None = None
+        self._next: _Sample | None = None  # armed: its layer hooks wait for its forward pass
+        self._current: _Sample | None = None  # begun: waits for its update
         self._last_layer = -1
-        self._losses: list[Any] = []  # since the last sample, detached, on their device
+        self._losses: list[Any] = []  # since the last sample: floats, or device scalars
         self._localizing = False
-        self._handles = [
-            model.register_forward_pre_hook(self._on_step),
-            model.register_forward_hook(self._model_output),
-        ]
-        self._sample_handles: list[Any] = []
+        self._handles = [model.register_forward_hook(self._on_step)]
+        self._layer_handles: list[Any] = []  # the armed step's forward hooks
+        self._grad_handles: list[Any] = []  # the begun step's gradient hooks
+        self._arm(1)
 
-    def _watch_layers(self) -> None:
-        """Hooks for one sampled step: layer outputs, activations and gradients."""
-        handles = self._sample_handles
+    # --- the sampled step -------------------------------------------------------------------
+
+    def _arm(self, step: int) -> None:
+        """Hooks on the layers and activations for the forward pass of sampled step `step`."""
+        self._next = _Sample(step)
+        self._last_layer = -1
+        handles = self._layer_handles
         for j, (_, module) in enumerate(self.layers):
             handles.append(module.register_forward_hook(self._output_hook(j)))
-            for p in module.parameters(recurse=False):
-                if p.requires_grad:
-                    handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(j)))
-        for module in self.model.modules():
-            if type(module).__name__ in ACTIVATIONS:
-                handles.append(module.register_forward_hook(self._activation_hook))
+        for module in self._activations:
+            handles.append(module.register_forward_hook(self._activation_hook))
 
-    def _unwatch_layers(self) -> None:
-        for handle in self._sample_handles:
-            handle.remove()
-        self._sample_handles = []
+    def _begin_sample(self) -> None:
+        """In the sampled step's model hook (its forward pass done, the weights not yet
+        updated): keep its layer outputs, copy the weights, hook the gradients."""
+        sample, self._next = self._next, None
+        _remove(self._layer_handles)
+        self._pending.extend((sample.step, j, "forward", v) for j, v in sample.forward)
+        params = [
+            (j, p) for j, (_, m) in enumerate(self.layers) for p in m.parameters(recurse=False)
+        ]
+        sample.owner = [j for j, _ in params]
+        sample.grad_norm = [[] for _ in self.layers]
+        with torch.no_grad():
+            sample.before = [p.detach().clone() for _, p in params]
+            sample.weight_norm = list(torch._foreach_norm(sample.before))
+        for j, p in params:
+            if p.requires_grad:
+                self._grad_handles.append(p.register_post_accumulate_grad_hook(self._grad_hook(j)))
+        self._current = sample
+
+    def _finish_sample(self) -> None:
+        """Close the sampled step: how far the optimizer moved each parameter since, and the
+        mean loss recorded since the previous sample."""
+        sample = self._current
+        if sample is None:
+            return
+        self._current = None
+        _remove(self._grad_handles)
+        params = [p.detach() for _, m in self.layers for p in m.parameters(recurse=False)]
+        with torch.no_grad():
+            sample.update_norm = list(
+                torch._foreach_norm(torch._foreach_sub(params, sample.before))
+            )
+        sample.before = []
+        if self._losses:
+            sample.loss, self._losses = _mean_loss(self._losses), []
+        self._samples.append(sample)
+
+    def _disarm(self) -> None:
+        _remove(self._layer_handles)
+        self._next = None
 
     # --- hooks ------------------------------------------------------------------------------
 
     def _training(self) -> bool:
         return self.model.training and torch.is_grad_enabled()
 
-    def _on_step(self, module: Any, args: Any) -> None:
-        if not self._training() or self._localizing:
+    def _on_step(self, module: Any, args: Any, out: Any) -> None:
+        """After every forward pass of the model in training: close the previous sampled
+        step, read back every `sync_every` steps (and stop there if asked), count the step,
+        check its output, and arm the next sampled step."""
+        if self._localizing or not (module.training and torch.is_grad_enabled()):
             return
-        self._finish_sample()
+        if self._current is not None:
+            self._finish_sample()
         if self.step and self.step % self.sync_every == 0:
             self.sync()
-            self._check_stop()
+            self._check_stop_or_rearm()
         self.step += 1
-        self._last_layer = -1
-        if (self.step - 1) % self.every == 0:
-            with torch.no_grad():
-                weights = [[p.detach().clone() for p in m.parameters(recurse=False)]
-                           for _, m in self.layers]  # fmt: skip
-                norms = [_norm(w) for w in weights]
-            self._before = weights
-            self._current = _Sample(self.step, norms, [[] for _ in self.layers])
-            self._watch_layers()
+        if self._next is not None and self._next.step == self.step:
+            self._begin_sample()
+        if isinstance(out, torch.Tensor):
+            self._check_output(args, out.detach())
+        if self.step % self.every == 0:
+            self._arm(self.step + 1)
 
-    def _model_output(self, module: Any, args: Any, out: Any) -> None:
-        """Every step: the output's largest |entry|. On the CPU reading it costs nothing, so
-        a non-finite output is localized at once; elsewhere it waits for the next sync."""
-        if not self._training() or self._localizing or not isinstance(out, torch.Tensor):
+    def _check_stop_or_rearm(self) -> None:
+        """Raise with the findings if `stop_on` asks; the step that raised is not counted,
+        so a sampled step armed for it is armed again, with nothing recorded."""
+        try:
+            self._check_stop()
+        except TrainingProblem:
+            if self._next is not None:
+                step = self._next.step
+                self._disarm()
+                self._arm(step)
+            raise
+
+    def _check_output(self, args: Any, out: Any) -> None:
+        """Every step: is the model's output finite? On the CPU, reading a value costs no
+        synchronisation, so one sum is read at once (finite exactly when every entry is,
+        unless it overflows, which the exact test below rules out) and a non-finite output
+        is localized with its batch; elsewhere the largest |entry| waits for the next sync."""
+        if not out.is_cpu:
+            self._pending.append(
+                (self.step, -1, "forward", torch.linalg.vector_norm(out, math.inf))
+            )
             return
-        largest = torch.linalg.vector_norm(out.detach(), math.inf)  # detached: no graph
-        if out.device.type != "cpu":
-            self._pending.append((self.step, -1, "forward", largest))
-        elif self.first_nonfinite is None and not math.isfinite(float(largest)):
+        if self.first_nonfinite is not None:
+            return
+        if out.is_complex():
+            out = torch.view_as_real(out)
+        if not math.isfinite(torch.sum(out)) and not torch.isfinite(out).all():
             self.first_nonfinite = self._localize(args)
 
     def _localize(self, args: Any) -> NonFinite:
@@ -208,66 +291,53 @@ class Watch:
                 self.model(*args)
         finally:
             self._localizing = False
-            for handle in handles:
-                handle.remove()
+            _remove(handles)
         bad = [j for j, o in outputs if isinstance(o, torch.Tensor) and not torch.isfinite(o).all()]
         return NonFinite(self.step, self.names[bad[0]] if bad else "input", "forward")
 
     def _output_hook(self, j: int) -> Any:
         def hook(module: Any, args: Any, out: Any) -> None:
-            if not self._training() or self._localizing or not isinstance(out, torch.Tensor):
+            sample = self._next
+            if sample is None or self._localizing or not self._training():
                 return
-            self._last_layer = j
-            with torch.no_grad():
-                largest = torch.linalg.vector_norm(out.detach(), math.inf)
-            self._pending.append((self.step, j, "forward", largest))
+            if isinstance(out, torch.Tensor):
+                self._last_layer = j
+                sample.forward.append((j, torch.linalg.vector_norm(out.detach(), math.inf)))
 
         return hook
 
     def _grad_hook(self, j: int) -> Any:
         def hook(p: Any) -> None:
-            with torch.no_grad():
-                self._pending.append(
-                    (self.step, j, "backward", torch.linalg.vector_norm(p.grad, math.inf))
-                )
-                if self._current is not None:
-                    self._current.grad_sq[j].append(torch.linalg.vector_norm(p.grad) ** 2)
+            sample, grad = self._current, p.grad.detach()
+            self._pending.append(
+                (self.step, j, "backward", torch.linalg.vector_norm(grad, math.inf))
+            )
+            if sample is not None:
+                sample.grad_norm[j].append(torch.linalg.vector_norm(grad))
 
         return hook
 
     def _activation_hook(self, module: Any, args: Any, out: Any) -> None:
-        j = self._last_layer
-        if self._current is None or j < 0 or not self._training() or j in self._current.units:
+        j, sample = self._last_layer, self._next
+        if sample is None or j < 0 or j in sample.units or not self._training():
             return
         self.kinds[j] = self.kinds[j] or ACTIVATIONS[type(module).__name__]
         with torch.no_grad():
-            self._current.units[j] = unit_fractions(self.kinds[j], out.detach())
+            sample.units[j] = unit_fractions(self.kinds[j], out.detach())
 
     def loss(self, value: Any) -> None:
-        """Record this step's training loss (a tensor: kept on its device, not read back;
-        summed once per sample, which costs less than adding every step)."""
-        self._losses.append(value.detach() if isinstance(value, torch.Tensor) else float(value))
+        """Record this step's training loss. On the CPU it is read at once (that costs no
+        synchronisation, and keeping a Python float costs less than keeping a tensor and
+        stacking it later); elsewhere it is kept on its device, detached, and averaged once
+        per sample."""
+        if not isinstance(value, torch.Tensor):
+            self._losses.append(float(value))
+            return
+        if value.dim():
+            value = value.detach().float().mean()
+        self._losses.append(value.item() if value.is_cpu else value.detach())
 
     # --- between steps ------------------------------------------------------------------------
-
-    def _finish_sample(self) -> None:
-        """Close the sampled step: its update ratio (weights moved by the optimizer since)
-        and the mean loss recorded since the previous sample."""
-        sample, before = self._current, self._before
-        if sample is None:
-            return
-        with torch.no_grad():
-            for (_, m), old in zip(self.layers, before, strict=True):
-                now = [p.detach() for p in m.parameters(recurse=False)]
-                moved = _norm([a - b for a, b in zip(now, old, strict=True)])
-                sample.update_ratio.append(moved / torch.clamp(_norm(old), min=1e-12))
-        if self._losses:
-            means = [torch.as_tensor(v, dtype=torch.float32).mean() for v in self._losses]
-            sample.loss = torch.stack(means).mean()
-            self._losses = []
-        self._samples.append(sample)
-        self._current = self._before = None
-        self._unwatch_layers()
 
     def sync(self) -> None:
         """Read the recorded values back to the host (the only synchronisation)."""
@@ -290,14 +360,21 @@ class Watch:
 
     def _host(self, sample: _Sample, largest: dict[tuple[int, int], float]) -> dict[str, Any]:
         n = len(self.layers)
-        grad = [math.sqrt(sum(float(g) for g in sq)) if sq else math.nan for sq in sample.grad_sq]
+        grad = [math.sqrt(sum(float(g) ** 2 for g in gs)) if gs else math.nan
+                for gs in sample.grad_norm]  # fmt: skip
+        weight = _layer_norms(sample.owner, [float(w) for w in sample.weight_norm], n)
+        if sample.update_norm:
+            moved = _layer_norms(sample.owner, [float(u) for u in sample.update_norm], n)
+            update = moved / np.maximum(weight, 1e-12)
+        else:
+            update = np.full(n, math.nan)
         units = [sample.units.get(j, (math.nan, math.nan)) for j in range(n - 1)]
         return {
             "step": sample.step,
             "grad_norm": np.asarray(grad),
             "grad_abs_max": np.asarray([largest.get((sample.step, j), math.nan) for j in range(n)]),
-            "weight_norm": np.asarray([float(w) for w in sample.weight_norm]),
-            "update_ratio": np.asarray([float(r) for r in sample.update_ratio] or [math.nan] * n),
+            "weight_norm": weight,
+            "update_ratio": update,
             "dead_fraction": np.asarray([float(d) for d, _ in units]),
             "saturated_fraction": np.asarray([float(s) for _, s in units]),
             "loss": math.nan if sample.loss is None else float(sample.loss),
@@ -382,10 +459,9 @@ class Watch:
 
     def close(self) -> None:
         """Remove the hooks (the recorded values stay)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-        self._unwatch_layers()
+        _remove(self._handles)
+        _remove(self._grad_handles)
+        self._disarm()
 
     def __enter__(self) -> "Watch":
         return self
@@ -394,6 +470,13 @@ class Watch:
         self.close()
         self._finish_sample()
         self.sync()
+
+
+def _remove(handles: list[Any]) -> None:
+    """Remove hooks and empty the list that held them."""
+    for handle in handles:
+        handle.remove()
+    handles.clear()
 
 
 def watch(
