@@ -237,8 +237,9 @@ def test_the_report_leads_with_the_headline_and_the_code_then_the_users_configur
     title = headline[headline.index("callout-title") : headline.index("</p>")]
     assert "Cause: regression target with a large spread. Fix: " in title
     assert "Why: The target's spread (std 153) makes the gradients large" in headline
-    assert "Recommended change: learning rate 0.001 (yours: 0.01)." in headline
-    assert "<pre>model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.001" in headline
+    rate = f"{unscaled_diagnosis.recommended.tables['optimizer']['learning_rate']:g}"
+    assert f"Recommended change: learning rate {rate} (yours: 0.01)." in headline
+    assert f"<pre>model.compile(optimizer=keras.optimizers.SGD(learning_rate={rate}" in headline
     run = page[page.index("id='what-was-run'") : page.index("id='findings'")]
     for fact in ("<dd>SGD, learning rate 0.01, momentum 0.9</dd>", "<dd>32</dd>",
                  "Dense(25, relu, he_uniform) → Dense(1, linear, glorot_uniform)",
@@ -259,9 +260,9 @@ def test_the_repairs_table_is_sorted_with_the_recommended_row_highlighted(
     rows = table.split("<tr")[2:]  # after the header row
     highlighted = [r for r in rows if r.startswith(" class='recommended'")]
     assert len(highlighted) == 1 and unscaled_diagnosis.recommended.name in highlighted[0]
-    assert (
-        "learning rate 0.001 (yours: 0.01)" in highlighted[0] and "✓ recommended" in highlighted[0]
-    )
+    rate = f"{unscaled_diagnosis.recommended.tables['optimizer']['learning_rate']:g}"
+    assert f"learning rate {rate} (yours: 0.01)" in highlighted[0]
+    assert "✓ recommended" in highlighted[0]
     steps = [int(r.split("data-value='")[1].split("'")[0]) for r in rows]
     assert steps == sorted(steps) and steps[0] == 0
 

@@ -130,10 +130,12 @@ class Diagnosis:
         model_file = self.experiment.raw.get("model_file")
         return framework(model_file) if model_file else "Keras"
 
-    def nan_origin(self) -> dict[str, Any]:
+    def nan_origin(self) -> dict[str, Any] | None:
         """Where each of the user's models first went NaN/Inf (see
         stablelearn.diagnostics.NanOrigin), with the most common origin: diagnosis.json's
-        `nan_origin`."""
+        `nan_origin`; None when the user's configuration was not trained."""
+        if self.baseline is None:
+            return None
         result = self.baseline.variants[0].result
         origins = Observation.from_result(result).nan_origins()
         return {
