@@ -383,7 +383,8 @@ def test_clicking_a_header_sorts_the_rows_and_sets_aria_sort(
     opened = shared_page(report_folder(kind), "desktop")
     opened.require_interactive()
     page, start, problems, sorted_columns = opened.page, len(opened.errors), [], 0
-    tables = page.locator("main table.sortable")
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    tables = page.locator("main table.sortable")  # drill-downs' tables too, now shown
     for t in range(tables.count()):
         table = tables.nth(t)
         name = f"table {t + 1} ({(table.locator('caption').first.text_content() or '')[:40]!r})"

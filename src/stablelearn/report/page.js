@@ -13,12 +13,22 @@
       if (y === undefined) return -1;
       return sign * (parseFloat(x) - parseFloat(y));
     }
-    const x = a.textContent.trim(), y = b.textContent.trim();
-    if (NUMBER.test(x) && NUMBER.test(y)) return sign * (parseFloat(x) - parseFloat(y));
-    // numeric collation orders "relu-5" before "relu-15"; plain numbers were handled above
-    return sign * x.localeCompare(y, undefined, { numeric: true });
+    return sign * compareText(a.textContent.trim(), b.textContent.trim());
   }
-  const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
+
+  // Text compares piece by piece: numbers (decimals too) as numbers, the rest as words,
+  // so "lr = 0.001" < "lr = 0.01" and "relu-5" < "relu-15"; equal pieces fall back to
+  // the plain order, which makes a second click reverse exactly.
+  const PIECES = /(\d+(?:\.\d+)?(?:e[-+]?\d+)?)/i;
+  function compareText(x, y) {
+    const p = x.split(PIECES), q = y.split(PIECES);
+    for (let i = 0; i < Math.min(p.length, q.length); i++) {
+      const numeric = i % 2 === 1; // split with a capture group: odd pieces are numbers
+      const d = numeric ? parseFloat(p[i]) - parseFloat(q[i]) : p[i].localeCompare(q[i]);
+      if (d) return d;
+    }
+    return p.length - q.length || (x < y ? -1 : x > y ? 1 : 0);
+  }
 
   function makeSortable(table) {
     const headers = Array.from(table.tHead.rows[0].cells);
