@@ -116,6 +116,11 @@ def origin(flags: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     return kind, layer.astype(jnp.int32)
 
 
+def any_nonfinite(arrays: list[jax.Array]) -> jax.Array:
+    """Whether any entry of `arrays` (any shapes) is NaN/Inf."""
+    return jnp.any(jnp.stack([~jnp.all(jnp.isfinite(a)) for a in arrays]))
+
+
 def accumulate(
     acc: dict[str, Any],
     grads: Params,
@@ -130,27 +135,47 @@ def accumulate(
     say where a non-finite value came from; the epoch keeps the first step that had
     one, with its layer and kind. Without them only the loss is checked, which finds
     the first bad step at most one step late (after a NaN/Inf gradient the next step's
-    loss is NaN), with no layer."""
+    loss is NaN), with no layer. (The engine accumulates the gradients here without
+    flags' origin and notes the origin itself, see `note_origin`.)"""
+    out = accumulate_gradients(acc, grads, clipped, loss)
+    if flags is None:
+        kind, layer = jnp.where(jnp.isfinite(loss), 0, 2).astype(jnp.int32), jnp.int32(-1)
+    else:
+        kind, layer = origin(flags)
+    return note_origin(out, step, kind, layer)
+
+
+def accumulate_gradients(
+    acc: dict[str, Any], grads: Params, clipped: Params | None, loss: jax.Array
+) -> dict[str, Any]:
+    """`accumulate` without the origin: the gradients' sums and the clipped-step count;
+    the origin's fields pass through unchanged."""
     safe = jax.tree.map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grads)
     out = {
+        **acc,
         "sq": jax.tree.map(lambda a, g: a + g * g, acc["sq"], safe),
         "abs": jax.tree.map(lambda a, g: jnp.maximum(a, jnp.abs(g)), acc["abs"], safe),
-        "clipped": acc["clipped"],
     }
     if clipped is not None:
         pairs = zip(jax.tree.leaves(grads), jax.tree.leaves(clipped), strict=True)
         changed = jnp.any(jnp.stack([jnp.any(a != b) for a, b in pairs]))
         # NaN != NaN: a non-finite step does not count as clipped
         out["clipped"] = acc["clipped"] + (changed & jnp.isfinite(loss)).astype(jnp.float32)
-    if flags is None:
-        kind, layer = jnp.where(jnp.isfinite(loss), 0, 2).astype(jnp.int32), jnp.int32(-1)
-    else:
-        kind, layer = origin(flags)
-    first = (acc["first_bad"] < 0) & (kind > 0)
-    out["first_bad"] = jnp.where(first, step, acc["first_bad"])
-    out["bad_layer"] = jnp.where(first, layer, acc["bad_layer"])
-    out["bad_kind"] = jnp.where(first, kind, acc["bad_kind"])
     return out
+
+
+def note_origin(
+    acc: dict[str, Any], step: jax.Array, kind: jax.Array, layer: jax.Array
+) -> dict[str, Any]:
+    """Keep step `step`'s origin (`origin`'s kind and layer) unless the epoch already has
+    one. Element-wise, so it takes one model's accumulator or a stack of them."""
+    first = (acc["first_bad"] < 0) & (kind > 0)
+    return {
+        **acc,
+        "first_bad": jnp.where(first, step, acc["first_bad"]),
+        "bad_layer": jnp.where(first, layer, acc["bad_layer"]),
+        "bad_kind": jnp.where(first, kind, acc["bad_kind"]),
+    }
 
 
 def epoch_stats(

@@ -331,6 +331,69 @@ def _origin_flags(
     return flags
 
 
+def _origin_values(
+    activations: list[jax.Array],
+    state: State,
+    loss: jax.Array,
+    grads: Params,
+    new_params: Params,
+) -> tuple[jax.Array, tuple]:
+    """One model's step: whether any of `_origin_flags` can be set, and the values it
+    reads, for `_note_origin`.
+
+    The test reads the loss, the moving statistics, the raw gradients and the updated
+    weights, not the layers' outputs: reading those was most of the flags' cost (x1.4
+    train time on the lesson's small models), and a non-finite output on a real row
+    always shows in what is read. The output layer's: every loss of stablelearn.losses
+    is then NaN/Inf for that row (NaN propagates through log_softmax, max and clip;
+    an infinite softmax logit makes log_softmax inf - inf). A hidden layer's (or
+    slot's): it is, unchanged through unused slots or plus a residual input, the input
+    h of the next used layer, whose kernel gradient delta @ h.T sums delta * inf or
+    delta * NaN over that row, NaN or +-inf whatever delta is (0 * inf is NaN)."""
+    leaves = jax.tree.leaves((state, grads, new_params))
+    suspect = telemetry.any_nonfinite([loss, *leaves])
+    return suspect, (activations, state, loss, grads, new_params)
+
+
+def _note_origin(
+    program: Program,
+    acc: dict[str, Any],
+    suspect: jax.Array,
+    values: tuple,
+    layout: dict[str, jax.Array],
+    weights: jax.Array,
+    step: jax.Array,
+) -> dict[str, Any]:
+    """Every model's step (leading model axis): note where a model's first NaN/Inf of
+    the epoch came from (telemetry.origin on `_origin_flags`).
+
+    Each step only tests `suspect` (`_origin_values`); the flags, and the layer's and
+    kind's selection, are computed for every model only in the steps where some model
+    whose epoch has no origin yet may have a NaN/Inf: `cond` outside the models' vmap,
+    so the other steps skip them (inside it, cond would become a select that computes
+    both sides). A model that stays NaN triggers it once per epoch, at the epoch's
+    first step. Exact: the same flags from the same values, computed whenever one of
+    them can be set. Not in batch-normalized programs: there the cond's operands
+    changed XLA's fusion of the step (trained numbers moved by ulps), so their steps
+    compute the flags every step, as `telemetry.accumulate` with flags."""
+    keys = ("first_bad", "bad_layer", "bad_kind")
+
+    def locate():
+        def one(values, layout):
+            activations, state, loss, grads, new_params = values
+            forward_bad = telemetry.forward_bad(activations, weights)
+            flags = _origin_flags(program, layout, forward_bad, state, loss, grads, new_params)
+            return telemetry.origin(flags)
+
+        kind, layer = jax.vmap(one)(values, layout)
+        noted = telemetry.note_origin(acc, step, kind, layer)
+        return tuple(noted[k] for k in keys)
+
+    new = suspect & (acc["first_bad"] < 0)
+    noted = jax.lax.cond(jnp.any(new), locate, lambda: tuple(acc[k] for k in keys))
+    return {**acc, **dict(zip(keys, noted, strict=True))}
+
+
 def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
@@ -406,12 +469,11 @@ def train_program(
             )
             logits, output = zs[-1], activations[-1]
             per_row = losses.per_example_loss(program.loss, logits, output, y, program.bce_form)
-            # telemetry: which layers output a NaN/Inf (read only, never differentiated)
-            forward_bad = telemetry.forward_bad(activations, weights) if program.telemetry else ()
-            return losses.weighted_mean(per_row, weights), (output, new_state, forward_bad)
+            # telemetry reads the activations (never differentiated) for the NaN origin
+            return losses.weighted_mean(per_row, weights), (output, new_state, activations)
 
         # the moving statistics come out as data: the gradient is the parameters' alone
-        (loss, (output, new_state, forward_bad)), grads = jax.value_and_grad(
+        (loss, (output, new_state, activations)), grads = jax.value_and_grad(
             batch_loss, has_aux=True
         )(params)
         clip, optimizer = _stages(program, hp)
@@ -425,12 +487,19 @@ def train_program(
         sums += [
             jnp.sum(losses.per_example_metric(m, output, y) * weights) for m in program.metrics
         ]
-        if program.telemetry:
+        probe = ()
+        if program.telemetry and program.model.has_state:
+            # batch-normalized: the flags every step (see _note_origin)
             seen = clipped if program.optimizer.clip_modes else None
+            forward_bad = telemetry.forward_bad(activations, weights)
             flags = _origin_flags(program, layout, forward_bad, new_state, loss, grads, new_params)
             acc = telemetry.accumulate(acc, grads, seen, loss, step, flags)
+        elif program.telemetry:
+            seen = clipped if program.optimizer.clip_modes else None
+            acc = telemetry.accumulate_gradients(acc, grads, seen, loss)
+            probe = _origin_values(activations, new_state, loss, grads, new_params)
         new_opt_state = (clip_state, optimizer_state)
-        return new_params, new_state, new_opt_state, acc, jnp.stack(sums)
+        return new_params, new_state, new_opt_state, acc, jnp.stack(sums), probe
 
     steps = jax.vmap(model_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None))
     evaluate = jax.vmap(
@@ -444,9 +513,11 @@ def train_program(
     def step(carry, xs):
         params, state, opt_state, acc = carry
         rows, weights, index = xs
-        params, state, opt_state, acc, sums = steps(
+        params, state, opt_state, acc, sums, probe = steps(
             params, state, opt_state, acc, hyperparameters, layout, variant, rows, weights, index
         )
+        if probe:
+            acc = _note_origin(program, acc, *probe, layout, weights, index)
         return (params, state, opt_state, acc), sums
 
     # dead/saturated units need a forward pass over the whole training split; in long
