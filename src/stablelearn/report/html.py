@@ -126,7 +126,7 @@ def _block(block: Block, charts: list[Chart]) -> str:
             cap = f"<figcaption>{inline(block.caption)}</figcaption>" if block.caption else ""
             return (
                 f"<figure class='chart'><div class='vega-chart' data-spec='c{index}' role='img' "
-                f"aria-label='{html.escape(block.alt)}'></div>{cap}</figure>"
+                f"aria-label='{html.escape(block.alt)}'{_reserved(block.spec)}></div>{cap}</figure>"
             )
         case Image(path, alt, caption):
             raw = path.read_bytes()
@@ -147,6 +147,16 @@ def _block(block: Block, charts: list[Chart]) -> str:
             content = "".join(_block(b, charts) for b in inner)
             return f"<details class='drilldown'><summary>{inline(summary)}</summary>{content}</details>"
     raise TypeError(f"not a report block: {block!r}")
+
+
+def _reserved(spec: dict) -> str:
+    """The height a chart will take, kept free until it is drawn: charts draw as they
+    scroll into view, and a page whose content jumps then moves what a reader (or a
+    click) was aiming at. The plot's height plus its title, axis and legend, roughly."""
+    height = spec.get("height")
+    if not isinstance(height, int | float):
+        return ""
+    return f" style='min-height:{int(height) + 110}px'"
 
 
 def _callout(block: Callout) -> str:

@@ -62,6 +62,7 @@
         // vega-embed labels its container "Vega visualization"; keep the real alt text
         div.setAttribute("role", "img");
         if (label) div.setAttribute("aria-label", label);
+        div.style.minHeight = ""; // the height kept free for it until drawn
         div.dataset.rendered = "true";
       })
       .catch(function (err) {
