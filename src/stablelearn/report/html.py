@@ -1,6 +1,14 @@
 """A Report as one self-contained HTML page: style, script, Vega libraries, chart specs and
-PNG figures all inlined, so the file opens offline and alone (see report_contract in the
-README's "Reports" section for the page's structure)."""
+PNG figures all inlined, so the file opens offline and alone.
+
+The page's structure is a contract the browser tests (tests/reports) check: <html lang>,
+a viewport meta; the headline section, the table of contents (nav.toc), "what was run",
+then the evidence; tables in a .scroll-box with caption, thead and sort buttons (numeric
+cells carry data-value, a highlighted row is tr.recommended); charts as
+figure.chart > div.vega-chart[data-spec][role=img][aria-label] with their spec in a
+<script type="application/json">, drawn near the viewport (data-rendered) or when their
+drill-down (details.drilldown) opens; <html data-interactive="true"> once the charts in
+view are drawn."""
 
 import base64
 import functools
