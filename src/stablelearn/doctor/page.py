@@ -156,17 +156,6 @@ def changes(base: Mapping[str, Any], tables: Mapping[str, Any]) -> list[str]:
 # --- charts -------------------------------------------------------------------------------
 
 
-def band(name: str, split: str, values: np.ndarray, epochs: np.ndarray) -> charts.Band | None:
-    """Median and p10-p90 over the models [models, epochs] at each epoch where some model
-    is finite; None where fewer than two epochs are (no line to draw)."""
-    values = np.asarray(values, float)
-    measured = np.isfinite(values).any(axis=0)
-    if measured.sum() < 2:  # a single point draws no line
-        return None
-    low, median, high = figures.epoch_percentiles(values, measured)
-    return charts.Band(name, split, np.asarray(epochs), median, low, high)
-
-
 def diverged_sentence(name: str, result: TrainResult) -> str:
     """'your configuration: all 10 runs diverged at epoch 1: no curve to draw.'"""
     bad = result.diverged_epoch[result.diverged]
@@ -185,7 +174,7 @@ def gradient_bands(name: str, obs: Observation) -> list[charts.Band]:
     out = []
     for j, layer in enumerate(obs.layer_names[: grad.shape[2]]):
         values = np.where(grad[:, :, j] > 0, grad[:, :, j], np.nan)
-        b = band(layer, name, values, epochs)
+        b = charts.Band.over_models(layer, name, values, epochs)
         if b is not None:
             out.append(b)
     return out
@@ -468,7 +457,9 @@ def _loss_bands(trial: Trial, only_validation: bool = False) -> list[charts.Band
     out = []
     for key, split in (("loss", "train"), ("val_loss", "validation")):
         if key in result.history and not (only_validation and key == "loss"):
-            b = band(trial.name, split, result.history[key], result.history_epochs)
+            b = charts.Band.over_models(
+                trial.name, split, result.history[key], result.history_epochs
+            )
             if b is not None:
                 out.append(b)
     return out

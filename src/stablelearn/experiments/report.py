@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from stablelearn.experiments.runner import ExperimentResult, VariantResult
-from stablelearn.figures import epoch_percentiles
 from stablelearn.optim import describe
 from stablelearn.report import (
     Cell,
@@ -54,7 +53,7 @@ def experiment_section(result: ExperimentResult, summary: dict[str, Any], folder
                 "The lesson's printout: the mean over repeats "
                 "where the lesson printed one run, then median and 10-90% range per variant",
             ),
-            _scores_table(result),
+            _scores_table(result, summary),
             *_curve_charts(result, figures.get("learning_curves")),
             _scores_chart(result, figures.get("box")),
             _drilldown(result),
@@ -90,23 +89,17 @@ def _differs(result: ExperimentResult, key) -> str:
     return " (varies by variant)" if len(values) > 1 else ""
 
 
-def _scores_table(result: ExperimentResult) -> Table:
+def _scores_table(result: ExperimentResult, summary: dict[str, Any]) -> Table:
+    """summary.json's medians and 10-90% ranges per variant (the same numbers)."""
     title = metric_title(result)
     rows = []
-    for v in result.variants:
-        r = v.result
-        test = r.test_scores[result.metric]
-        finite = test[np.isfinite(test)]
-        p10, med, p90 = np.percentile(finite, [10, 50, 90]) if finite.size else (np.nan,) * 3
-        train = r.train_scores[result.metric]
-        train_median = (
-            float(np.median(train[np.isfinite(train)])) if np.isfinite(train).any() else np.nan
-        )
+    for v, entry in zip(result.variants, summary["variants"], strict=True):
+        train, test = entry["train"], entry["test"]
         rows.append((
             Cell(v.name),
-            Cell(f"{int(r.diverged.sum())}/{r.n_models}", float(r.diverged.sum())),
-            _number(train_median), _number(med), _number(p10), _number(p90),
-            Cell(_describe_variant(v)),
+            Cell(f"{entry['diverged']}/{entry['n']}", float(entry["diverged"])),
+            _number(train["median"]), _number(test["median"]), _number(test["p10"]),
+            _number(test["p90"]), Cell(_describe_variant(v)),
         ))  # fmt: skip
     columns = ("variant", "diverged", f"train {title[5:]} median", f"{title} median",
                f"{title} p10", f"{title} p90", "configuration")  # fmt: skip
@@ -122,23 +115,21 @@ def _describe_variant(v: VariantResult) -> str:
     )
 
 
-def _number(value: float) -> Cell:
-    v = float(value)
-    return Cell(format_number(v) if np.isfinite(v) else "-", v if np.isfinite(v) else None)
+def _number(value: float | None) -> Cell:
+    """A score cell; None (JSON's NaN: every run diverged) shows '-' and sorts last."""
+    return Cell("-", None) if value is None else Cell(format_number(float(value)), float(value))
 
 
 def _bands(result: ExperimentResult, name: str) -> list[charts.Band]:
+    """Train and validation bands per variant, where a variant has a line to draw."""
     bands = []
     for v in result.variants:
         r = v.result
-        epochs = np.asarray(r.history_epochs)
         for key, split in ((name, "train"), (f"val_{name}", "validation")):
-            if key not in r.history:
-                continue
-            curves = np.asarray(r.history[key], float)
-            measured = np.isfinite(curves).any(axis=0)
-            low, median, high = epoch_percentiles(curves, measured)
-            bands.append(charts.Band(v.name, split, epochs, median, low, high))
+            if key in r.history:
+                b = charts.Band.over_models(v.name, split, r.history[key], r.history_epochs)
+                if b is not None:
+                    bands.append(b)
     return bands
 
 
@@ -152,12 +143,10 @@ def _curve_charts(result: ExperimentResult, png: Path | None) -> list:
         if name not in history:
             continue
         bands = _bands(result, name)
-        if not any(np.isfinite(b.median).any() for b in bands):
-            out.append(
-                Text(
-                    f"No {name} curve to draw: every run diverged before its first recorded epoch ended."
-                )
-            )
+        if not bands:
+            finite = any(np.isfinite(v.result.history[name]).any() for v in result.variants)
+            when = "after one recorded epoch" if finite else "before its first recorded epoch ended"
+            out.append(Text(f"No {name} curve to draw: every run diverged {when}."))
             continue
         title = f"{result.experiment.title}: {name} per epoch"
         splits = {b.split for b in bands}

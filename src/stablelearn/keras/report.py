@@ -276,13 +276,13 @@ def _nonfinite(doc: dict[str, Any]) -> Section | None:
 def _charts(
     doc: dict[str, Any], obs: Observation, unit: str, where: str, figure: Path | None
 ) -> Section:
-    from stablelearn.doctor.page import band, gradient_chart
+    from stablelearn.doctor.page import gradient_chart
 
     name = str(doc["configuration"]["model"])
     loss = obs.loss[:1]
     points = obs.epochs if obs.epochs is not None else np.arange(1, loss.shape[1] + 1)
     body: list[Block] = []
-    curve = band(name, "train", loss, points)
+    curve = charts.Band.over_models(name, "train", loss, points)
     if curve is None:
         body.append(Text(f"The training loss was finite at fewer than two recorded {unit}s: "
                          "no curve to draw."))  # fmt: skip

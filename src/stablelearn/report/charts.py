@@ -33,6 +33,22 @@ class Band:
     low: np.ndarray
     high: np.ndarray
 
+    @classmethod
+    def over_models(
+        cls, name: str, split: str, values: np.ndarray, epochs: np.ndarray
+    ) -> "Band | None":
+        """Median and p10-p90 over the models [models, epochs] at each epoch where some
+        model is finite (the PNG figures' percentiles); None where fewer than two epochs
+        are (no line to draw)."""
+        from stablelearn.figures import epoch_percentiles
+
+        values = np.asarray(values, float)
+        measured = np.isfinite(values).any(axis=0)
+        if measured.sum() < 2:  # a single point draws no line
+            return None
+        low, median, high = epoch_percentiles(values, measured)
+        return cls(name, split, np.asarray(epochs), median, low, high)
+
 
 def _alt():
     import altair as alt
