@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from stablelearn.experiments.outputs import SCHEMA_VERSION
-from stablelearn.experiments.report import experiment_section
+from stablelearn.experiments.report import experiment_section, metric_title
 from stablelearn.experiments.runner import ExperimentResult
 from stablelearn.io import json_safe, write_json
 from stablelearn.lesson.claims import ClaimResult
@@ -23,6 +23,7 @@ from stablelearn.report import (
 )
 from stablelearn.report.document import format_number
 from stablelearn.report.facts import run_facts
+from stablelearn.stats import summarize
 
 # measured fields that restate the verdict or are the statistics' internals
 _UNSHOWN = {"k", "n", "bar", "u", "rank_biserial", "n_candidate", "n_baseline",
@@ -167,15 +168,12 @@ def build_report(
 
 
 def _experiment_headline(result: ExperimentResult) -> Callout:
-    """A run of one experiment: each variant's median and divergences, best first."""
-    from stablelearn.experiments.report import metric_title
-
+    """A run of one experiment: each variant's median (over its finite scores, as
+    summary.json's) and divergences, in variant order."""
     title = metric_title(result)
     lines = []
     for v in result.variants:
-        scores = v.result.test_scores[result.metric]
-        finite = scores[scores == scores]
-        median = format_number(float(sorted(finite)[len(finite) // 2]) if finite.size else None)
+        median = format_number(summarize(v.result.test_scores[result.metric])["median"])
         lines.append(f"`{v.name}`: median {title} {median}, diverged "
                      f"{int(v.result.diverged.sum())}/{v.result.n_models}")  # fmt: skip
     any_bad = any(v.result.diverged.any() for v in result.variants)
