@@ -7,12 +7,11 @@ the per-user cache folder, one file per vl-convert version, and read from there 
 
 import contextlib
 import functools
-import os
-import tempfile
 from importlib import resources
-from pathlib import Path
 
 from stablelearn.compile_cache import stablelearn_cache_root
+from stablelearn.errors import ConfigError
+from stablelearn.io import write_text_atomic
 
 
 @functools.cache
@@ -34,18 +33,6 @@ def vega_bundle() -> str:
     with contextlib.suppress(OSError):
         return path.read_text("utf-8")
     bundle = vl_convert.javascript_bundle()
-    _store(path, bundle)
+    with contextlib.suppress(ConfigError, OSError):  # a cache that cannot be written is skipped
+        write_text_atomic(path, bundle)
     return bundle
-
-
-def _store(path: Path, text: str) -> None:
-    """Write the cache file atomically; a cache that cannot be written is skipped."""
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
