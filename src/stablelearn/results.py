@@ -69,6 +69,8 @@ class GroupOutput:
     # models of different depths packed in one program: each model's layers among
     # `params` (None: every model has them all)
     model_layers: tuple[tuple[int, ...], ...] | None = None
+    # a part of a program split across cores, after its first (stablelearn.engine.train)
+    shared_program: bool = False
 
 
 def divergence_record(diverged_epoch: int) -> dict[str, Any]:
@@ -185,10 +187,16 @@ class TrainResult:
 
     @classmethod
     def from_groups(
-        cls, runs: Sequence[Run], groups: Sequence[GroupOutput], epochs: int
+        cls,
+        runs: Sequence[Run],
+        groups: Sequence[GroupOutput],
+        epochs: int,
+        train_s: float | None = None,
     ) -> "TrainResult":
         """Stitch the outputs of each compiled group back into the order of `runs`
-        (the engine checked that all runs share loss, metrics, validation and telemetry)."""
+        (the engine checked that all runs share loss, metrics, validation and telemetry).
+        `train_s`: the training's wall seconds where groups trained side by side (else
+        the groups' seconds added up)."""
         config = runs[0].config
         names = ["loss", *config.metrics]
         recorded = groups[0].history_epochs
@@ -202,8 +210,8 @@ class TrainResult:
         timing = Timing(
             prepare_s=sum(g.prepare_s for g in groups),
             compile_s=sum(g.compile_s for g in groups),
-            train_s=sum(g.train_s for g in groups),
-            programs=len(groups),
+            train_s=sum(g.train_s for g in groups) if train_s is None else train_s,
+            programs=sum(not g.shared_program for g in groups),
             models=len(runs),
         )
         return cls(

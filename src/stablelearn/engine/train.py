@@ -7,9 +7,11 @@ other (XLA compiles outside the GIL); see stablelearn.scheduler.
 """
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -89,7 +91,10 @@ class GroupInputs:
 
 @dataclass(frozen=True, eq=False)
 class CompiledGroup:
-    """One ensemble ready to run: its runs, program, inputs and compiled executable."""
+    """One ensemble ready to run: its runs, program, inputs and compiled executable.
+
+    A part of a split program (see split_models) after its first shares the first's
+    executable (`shared_program`)."""
 
     indices: tuple[int, ...]
     runs: tuple[Run, ...]
@@ -98,15 +103,48 @@ class CompiledGroup:
     executable: Callable
     prepare_s: float
     compile_s: float
+    shared_program: bool = False
 
 
 @dataclass(frozen=True, eq=False)
 class Compiled:
-    """Everything `train` needs before executing: see `prepare_training`."""
+    """Everything `train` needs before executing: see `prepare_training`. `workers`
+    threads execute its groups side by side."""
 
     runs: tuple[Run, ...]
     groups: tuple[CompiledGroup, ...]
     epochs: int
+    workers: int = 1
+
+
+# Below this many models a part, the second core gains less than splitting costs: each
+# part pays the program's per-step overhead, which small ensembles are made of.
+MIN_PART_MODELS = 4
+
+
+def host_cores() -> int:
+    """The cores this process may use on a CPU backend (one device elsewhere: a GPU
+    trains the whole model axis at once)."""
+    if jax.default_backend() != "cpu":
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def split_models(indices: Sequence[int], parts: int) -> list[tuple[int, ...]]:
+    """A program's models as `parts` consecutive parts of one size, each at least
+    MIN_PART_MODELS models, so that they share one compiled program and train side by
+    side on separate cores (XLA runs outside the GIL). Where the models do not divide
+    evenly, the last part overlaps the one before it: the models in both train twice
+    and come out the same (each model's numbers do not depend on its neighbours or on
+    the ensemble's size; tests/engine/test_split.py checks it bit for bit)."""
+    count = len(indices)
+    parts = max(1, min(parts, count // MIN_PART_MODELS))
+    size = -(-count // parts)
+    starts = [min(j * size, count - size) for j in range(parts)]
+    return [tuple(indices[start : start + size]) for start in dict.fromkeys(starts)]
 
 
 def group_inputs(
@@ -185,11 +223,16 @@ def _groups(runs: Sequence[Run]) -> list[list[int]]:
     return plan_programs(runs)
 
 
-def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) -> Compiled:
+def prepare_training(
+    runs: Sequence[Run], initial_params: Params | None = None, workers: int | None = None
+) -> Compiled:
     """Group the runs, draw their weights and batches, and compile their programs.
 
     `initial_params` (stacked over all runs, only when they form one ensemble) replaces
-    the seeded initialization.
+    the seeded initialization. `workers` threads train the groups side by side, a
+    program with enough models split into that many parts (split_models; default: one
+    per core of a CPU backend). Pass 1 where the caller already trains groups in
+    parallel (sweeps).
     """
     runs = tuple(runs)
     if not runs:
@@ -208,18 +251,33 @@ def prepare_training(runs: Sequence[Run], initial_params: Params | None = None) 
         raise ConfigError(
             "initial_params needs runs that form one ensemble (same shapes and code paths)."
         )
+    workers = host_cores() if workers is None else max(1, workers)
     groups = []
-    for idx in indices:
-        members = [runs[i] for i in idx]
-        program = Program.for_runs(members)
-        inputs, prepare_s = group_inputs(members, program, initial_params)
-        executable, compile_s = compiled(jitted_train, program, inputs.compile_args(), large=True)
-        groups.append(
-            CompiledGroup(
-                tuple(idx), tuple(members), program, inputs, executable, prepare_s, compile_s
-            )
-        )
-    return Compiled(runs, tuple(groups), epochs.pop())
+    for planned in indices:
+        program = Program.for_runs([runs[i] for i in planned])
+        for part, idx in enumerate(split_models(planned, workers)):
+            groups.append(_compiled_group(runs, idx, program, initial_params, part > 0))
+    return Compiled(runs, tuple(groups), epochs.pop(), min(workers, len(groups)))
+
+
+def _compiled_group(
+    runs: Sequence[Run],
+    idx: tuple[int, ...],
+    program: Program,
+    initial_params: Params | None,
+    shared_program: bool,
+) -> CompiledGroup:
+    """The runs at `idx` prepared and compiled (parts of one split program compile once:
+    they have one shape)."""
+    members = [runs[i] for i in idx]
+    params = None
+    if initial_params is not None:
+        params = jax.tree.map(lambda leaf: np.asarray(leaf)[list(idx)], initial_params)
+    inputs, prepare_s = group_inputs(members, program, params)
+    executable, compile_s = compiled(jitted_train, program, inputs.compile_args(), large=True)
+    return CompiledGroup(
+        idx, tuple(members), program, inputs, executable, prepare_s, compile_s, shared_program
+    )
 
 
 def _run_chunks(
@@ -315,7 +373,27 @@ def execute(group: CompiledGroup, stop: threading.Event | None = None) -> GroupO
         prepare_s=group.prepare_s,
         compile_s=group.compile_s,
         train_s=time.perf_counter() - start,
+        shared_program=group.shared_program,
     )
+
+
+def _execute_all(prepared: Compiled, stop: threading.Event | None) -> list[GroupOutput]:
+    """Every group's output, in order; `prepared.workers` threads train them side by
+    side. If one stops or fails, the others stop at their next chunk (`stop` is set
+    then, or a private event if none was given)."""
+    if prepared.workers == 1:
+        return [execute(group, stop) for group in prepared.groups]
+    halt = stop or threading.Event()
+    pool = ThreadPoolExecutor(max_workers=prepared.workers, thread_name_prefix="train")
+    futures = [pool.submit(execute, group, halt) for group in prepared.groups]
+    try:
+        return [interrupts.result(future) for future in futures]
+    except BaseException:
+        halt.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=False)
 
 
 def train(
@@ -323,17 +401,20 @@ def train(
     initial_params: Params | None = None,
     prepared: Compiled | None = None,
     stop: threading.Event | None = None,
+    workers: int | None = None,
 ) -> TrainResult:
     """Train every run; runs with equal shapes and code paths share one compiled program.
 
-    Results come back in the order of `runs`. `prepared` (from `prepare_training` on the
+    Results come back in the order of `runs`; `workers`: see prepare_training. `prepared` (from `prepare_training` on the
     same runs) skips the preparation and compilation already done. Setting `stop` (from
     another thread) ends training with Stopped within a chunk of epochs.
     """
     if prepared is None or prepared.runs != tuple(runs):
-        prepared = prepare_training(runs, initial_params)
-    outputs = [execute(group, stop) for group in prepared.groups]
-    return TrainResult.from_groups(prepared.runs, outputs, prepared.epochs)
+        prepared = prepare_training(runs, initial_params, workers)
+    start = time.perf_counter()
+    outputs = _execute_all(prepared, stop)
+    wall = time.perf_counter() - start
+    return TrainResult.from_groups(prepared.runs, outputs, prepared.epochs, train_s=wall)
 
 
 def fit(

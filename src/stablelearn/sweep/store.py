@@ -97,9 +97,10 @@ def record_from_result(group: Group, result: TrainResult) -> GroupRecord:
 
 
 def train_group(group: Group, stop: threading.Event | None = None) -> GroupRecord:
-    """Compile and train one group: what a local loop or a Ray worker runs (`stop`: see
-    stablelearn.engine.train)."""
-    return record_from_result(group, train(group.runs, stop=stop))
+    """Compile and train one group: what a local loop's threads or a Ray worker run
+    (`stop`: see stablelearn.engine.train). One thread: the sweep trains its groups
+    side by side already."""
+    return record_from_result(group, train(group.runs, stop=stop, workers=1))
 
 
 # --- saving and loading groups ------------------------------------------------------------
