@@ -51,3 +51,19 @@ def test_score_box_plot_takes_a_log_axis_when_scores_span_two_decades(tmp_path, 
     signed = [np.array([-1.0, 1.0]), np.array([300.0, 400.0])]
     figures.score_box_plot(["a", "b"], signed, "RMSE", "t", tmp_path / "s.png")
     assert [fig.axes[0].get_yscale() for fig in drawn] == ["log", "linear", "linear"]
+
+
+def test_finite_percentiles_equal_numpys_nanpercentile_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for runs in (1, 2, 7, 30):
+            values = (rng.normal(size=(runs, 50)) * 10.0 ** rng.integers(-3, 4)).astype(dtype)
+            values[rng.random(values.shape) < 0.3] = np.nan
+            values[rng.random(values.shape) < 0.05] = np.inf
+            values[0] = np.where(np.isfinite(values[0]), values[0], 1.0)  # one finite a column
+            expected = np.nanpercentile(
+                np.where(np.isfinite(values), values, np.nan), [10, 50, 90], axis=0
+            )
+            np.testing.assert_array_equal(
+                figures.finite_percentiles(values, (10, 50, 90)), expected
+            )
