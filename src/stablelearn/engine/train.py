@@ -138,8 +138,10 @@ def split_models(indices: Sequence[int], parts: int) -> list[tuple[int, ...]]:
     MIN_PART_MODELS models, so that they share one compiled program and train side by
     side on separate cores (XLA runs outside the GIL). Where the models do not divide
     evenly, the last part overlaps the one before it: the models in both train twice
-    and come out the same (each model's numbers do not depend on its neighbours or on
-    the ensemble's size; tests/engine/test_split.py checks it bit for bit)."""
+    and come out the same: a model trains bit for bit as in the whole (its numbers do not
+    depend on its neighbours or the ensemble's size), except that a loss averaged over
+    many rows (an epoch's mean loss, val_loss, the final losses) can move by an ulp, as
+    XLA vectorizes that reduction differently for fewer models (tests/core/test_split.py)."""
     count = len(indices)
     parts = max(1, min(parts, count // MIN_PART_MODELS))
     size = -(-count // parts)
