@@ -6,6 +6,8 @@ from typing import Any
 
 import jax
 
+from stablelearn.engine.exported import compile_exported
+
 _COMPILED: dict[Any, Any] = {}
 # Each compiled program keeps 300-1,000 memory mappings of JIT code (more for deeper
 # models) until it is released, and Linux allows a process 65,530 mappings: a sweep over
@@ -27,7 +29,10 @@ def compiled(jitted: Any, static: Any, args: tuple, large: bool = False) -> tupl
     if large and _cached_large_programs() >= MAX_CACHED_PROGRAMS:
         release_compiled()
     start = time.perf_counter()
-    program = jitted.lower(static, *args).compile()
+    # training programs go through their exported form when the compilation cache is on
+    program = compile_exported(jitted.__wrapped__, static, args) if large else None
+    if program is None:
+        program = jitted.lower(static, *args).compile()
     _COMPILED[key] = program
     return program, time.perf_counter() - start
 
