@@ -123,8 +123,12 @@ def test_a_second_process_loads_the_programs_and_trains_the_same(tmp_path):
     hits, first = _train(folder, tmp_path / "first.json")
     entries = sorted(p.name for p in folder.glob("*-cache"))
     assert hits == 0
-    assert any(name.startswith("jit_train_program") for name in entries)  # the AOT compile
+    # the training program, compiled from its exported form (stablelearn.engine.exported)
+    assert any(name.startswith("jit_call") for name in entries)
+    programs = sorted(p.name for p in (folder / "programs").glob("*.bin"))
+    assert len(programs) == 1
     hits, second = _train(folder, tmp_path / "second.json")
     assert hits >= len(entries)
     assert second == first
     assert sorted(p.name for p in folder.glob("*-cache")) == entries  # nothing new to write
+    assert sorted(p.name for p in (folder / "programs").glob("*.bin")) == programs

@@ -252,7 +252,7 @@ def test_telemetry_switched_off_gives_an_empty_dict_and_the_same_training(
 
 
 def test_long_runs_measure_units_every_few_epochs_and_always_at_the_last(relu_net, data):
-    epochs = 2 * ACTIVATION_SAMPLES + 50
+    epochs = 2 * ACTIVATION_SAMPLES + 3
     stride = math.ceil(epochs / ACTIVATION_SAMPLES)
     assert stride > 1 and (epochs - 1) % stride != stride - 1  # the last epoch is off-stride
     config = sl.TrainConfig(epochs=epochs, batch_size=N_TRAIN)
