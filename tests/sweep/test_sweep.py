@@ -9,6 +9,7 @@ from conftest import small_sweep
 from stablelearn.errors import ConfigError
 from stablelearn.optim import SGD
 from stablelearn.sweep.plan import plan_groups
+from stablelearn.sweep.run import sweep_parts
 from stablelearn.sweep.spec import (
     load_sweep_file,
     load_sweep_mapping,
@@ -92,6 +93,31 @@ def test_named_axis_sets_several_fields_and_initializers_share_a_program():
     # initializers only change the starting weights, and the tanh and relu layers of
     # these short runs pack: one program (split in two groups), not four
     assert len(plan_groups(sweep)) == 2
+    # with more workers than programs the packed program is split once per worker
+    everyone = sorted(
+        (c, r) for g in plan_groups(sweep) for c, r in zip(g.cells, g.repeats, strict=True)
+    )
+    for parts in (3, 4):
+        groups = plan_groups(sweep, parts)
+        assert len(groups) == parts
+        assert (
+            sorted((c, r) for g in groups for c, r in zip(g.cells, g.repeats, strict=True))
+            == everyone
+        )
+        assert [g.id for g in groups] == [g.id for g in plan_groups(sweep, parts)]
+
+
+@pytest.mark.parametrize(
+    "backend, address, workers, num_cpus, parts",
+    [
+        ("local", None, 1, None, 2),  # at least two, as before worker counts mattered
+        ("local", None, 6, None, 6),
+        ("ray", None, None, 8, 8),  # a local Ray's CPUs
+        ("ray", "ray://head:10001", None, None, 2),  # a cluster's size is not known yet
+    ],
+)
+def test_packed_programs_are_split_once_per_worker(backend, address, workers, num_cpus, parts):
+    assert sweep_parts(backend, address, workers, num_cpus) == parts
 
 
 def test_hidden_list_of_identical_layers_accepts_depth_and_layer_axes():

@@ -67,7 +67,7 @@ def sweep_command(
     """Train every cell of a sweep (axes x repeats) and compare the cells with honest statistics."""
     from stablelearn.sweep.plan import plan_groups, sweep_estimate
     from stablelearn.sweep.report import write_sweep_outputs
-    from stablelearn.sweep.run import check_backend, default_workers, run_sweep
+    from stablelearn.sweep.run import check_backend, default_workers, run_sweep, sweep_parts
     from stablelearn.sweep.spec import resolve_sweep
     from stablelearn.sweep.store import open_sweep_folder
 
@@ -78,7 +78,7 @@ def sweep_command(
     folder = out or Path("runs") / f"sweep-{spec.id}"
     if folder.exists() and not folder.is_dir():
         raise StablelearnError(f"Output path {folder} is a file; choose a folder with --out.")
-    groups = plan_groups(spec)
+    groups = plan_groups(spec, sweep_parts(backend, address, workers))
     parallel = 1 if backend == "ray" else (workers or default_workers())
     if dry_run:
         console.print(

@@ -24,7 +24,7 @@ from stablelearn.runs import Run
 from stablelearn.sweep.spec import Sweep, first_variant_data
 
 MAX_GROUP_TRAIN_S = 120.0  # estimated training seconds of one group, at most (see split_long)
-PACKED_PARTS = 2  # packed programs are split so that two groups can train side by side
+PACKED_PARTS = 2  # packed programs are split so that two groups at least train side by side
 FORMAT_VERSION = 2  # bump when a saved group's content or meaning changes (2: packed groups)
 
 
@@ -93,13 +93,13 @@ def split_long(programs: list[list[int]], runs: list[Run]) -> list[list[int]]:
 
 def split_packed(programs: list[list[int]], runs: list[Run], parts: int) -> list[list[int]]:
     """Split the costliest packed programs in two until there are `parts` programs, so
-    that packing does not leave a core idle. Only packed programs are split (an
+    that packing does not leave a worker idle. Only packed programs are split (an
     unpacked group keeps exactly the numbers it had before packing existed), and each
     architecture's runs are dealt alternately to the halves, so both halves keep every
     architecture that has two runs or more and then share one compiled program. `parts`
-    is a constant, not the machine's core count, so the numbers do not depend on the
-    machine: a model's numbers in a half equal those in the whole to float rounding
-    (the model axis is shorter), not always bit for bit."""
+    is the number of workers (at least 2): a model's numbers in a part equal those in
+    the whole to float rounding (the model axis is shorter), not always bit for bit, so
+    machines with different worker counts can differ by that much."""
 
     def architecture(i: int) -> MLP:
         return compute_model(runs[i].model)
@@ -122,10 +122,11 @@ def split_packed(programs: list[list[int]], runs: list[Run], parts: int) -> list
     return programs
 
 
-def plan_groups(sweep: Sweep) -> list[Group]:
+def plan_groups(sweep: Sweep, parts: int = PACKED_PARTS) -> list[Group]:
     """Every cell x repeat as an engine Run, grouped as the engine would compile them
-    (packed programs split in two, see split_packed), costliest group first. Cells with
-    the same scaled data share one PreparedData."""
+    (packed programs split until there are `parts` groups, see split_packed; the
+    workers that will train them, see stablelearn.sweep.run.sweep_parts), costliest
+    group first. Cells with the same scaled data share one PreparedData."""
     prepared: dict[tuple, PreparedData] = {}
     runs: list[tuple[Run, int, int]] = []
     for cell in sweep.cells:
@@ -144,7 +145,7 @@ def plan_groups(sweep: Sweep) -> list[Group]:
             )
             runs.append((run, cell.index, repeat))
     all_runs = [entry[0] for entry in runs]
-    programs = split_packed(plan_programs(all_runs), all_runs, PACKED_PARTS)
+    programs = split_packed(plan_programs(all_runs), all_runs, max(PACKED_PARTS, parts))
     programs = split_long(programs, all_runs)
     digests: dict[int, str] = {}
     tables = [variant_tables(cell.variant) for cell in sweep.cells]

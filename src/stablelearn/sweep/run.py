@@ -23,7 +23,7 @@ from stablelearn import interrupts
 from stablelearn.engine import prepare_training, train
 from stablelearn.errors import ConfigError
 from stablelearn.scheduler import compile_ahead
-from stablelearn.sweep.plan import Group, plan_groups
+from stablelearn.sweep.plan import PACKED_PARTS, Group, plan_groups
 from stablelearn.sweep.spec import Sweep
 from stablelearn.sweep.store import (
     GROUPS_FOLDER,
@@ -46,6 +46,20 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def sweep_parts(
+    backend: str, address: str | None, workers: int | None, num_cpus: int | None = None
+) -> int:
+    """How many groups packed programs are split into (see plan.split_packed): one per
+    worker that trains groups side by side, local threads or a local Ray's CPUs, and at
+    least plan.PACKED_PARTS. A remote cluster's size is not known before it is joined,
+    so a sweep there plans for PACKED_PARTS."""
+    if backend == "ray":
+        count = PACKED_PARTS if address else (num_cpus or default_workers())
+    else:
+        count = workers or default_workers()
+    return max(PACKED_PARTS, count)
 
 
 def run_local(
@@ -286,13 +300,14 @@ def run_sweep(
     `workers` threads train groups side by side on the local backend (default: one per
     available core); `num_cpus` sizes a local Ray. `on_notice(sentence)` hears of saved
     groups that are unreadable and trained again (default: a warning). `groups` is
-    plan_groups(sweep) when the caller planned already (10,000 cells plan in about 15 s).
+    plan_groups(sweep, sweep_parts(...)) when the caller planned already (10,000 cells plan in about 15 s).
     """
     check_backend(backend, address, workers)
     if workers is None:
         workers = default_workers()
     start = time.perf_counter()
-    groups = plan_groups(sweep) if groups is None else groups
+    if groups is None:
+        groups = plan_groups(sweep, sweep_parts(backend, address, workers, num_cpus))
     store = folder / GROUPS_FOLDER
 
     def unreadable(path: Path) -> None:
