@@ -122,26 +122,29 @@ class Compiled:
 MIN_PART_MODELS = 4
 
 
-def host_cores() -> int:
-    """The cores this process may use on a CPU backend (one device elsewhere: a GPU
-    trains the whole model axis at once)."""
-    if jax.default_backend() != "cpu":
-        return 1
+def available_cores() -> int:
+    """The cores this process may use."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
 
 
+def host_cores() -> int:
+    """The cores training may split a program across: all on a CPU backend, one
+    elsewhere (a GPU trains the whole model axis at once)."""
+    return available_cores() if jax.default_backend() == "cpu" else 1
+
+
 def split_models(indices: Sequence[int], parts: int) -> list[tuple[int, ...]]:
     """A program's models as `parts` consecutive parts of one size, each at least
     MIN_PART_MODELS models, so that they share one compiled program and train side by
     side on separate cores (XLA runs outside the GIL). Where the models do not divide
-    evenly, the last part overlaps the one before it: the models in both train twice
-    and come out the same: a model trains bit for bit as in the whole (its numbers do not
-    depend on its neighbours or the ensemble's size), except that a loss averaged over
-    many rows (an epoch's mean loss, val_loss, the final losses) can move by an ulp, as
-    XLA vectorizes that reduction differently for fewer models (tests/core/test_split.py)."""
+    evenly, the last part overlaps the one before it, and the models in both train
+    twice. A model trains bit for bit as in the whole (its numbers do not depend on its
+    neighbours or on the ensemble's size), except that a loss averaged over many rows
+    (an epoch's mean loss, val_loss, the final losses) can move by an ulp: XLA
+    vectorizes that reduction differently for fewer models (tests/core/test_split.py)."""
     count = len(indices)
     parts = max(1, min(parts, count // MIN_PART_MODELS))
     size = -(-count // parts)

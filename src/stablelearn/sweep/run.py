@@ -7,7 +7,6 @@ give the same numbers for the same seeds. Finished groups are saved as they arri
 """
 
 import functools
-import os
 import threading
 import time
 import warnings
@@ -21,6 +20,7 @@ import numpy as np
 
 from stablelearn import interrupts
 from stablelearn.engine import prepare_training, train
+from stablelearn.engine.train import available_cores
 from stablelearn.errors import ConfigError
 from stablelearn.scheduler import compile_ahead
 from stablelearn.sweep.plan import PACKED_PARTS, Group, plan_groups
@@ -42,10 +42,7 @@ def default_workers() -> int:
     """One training thread per core this process may use. On the 2-core development
     machine the depth sweep took 321 s with 2 threads and 440 s with 1 (compiling ahead
     while one group trains)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cores()
 
 
 def sweep_parts(
