@@ -151,11 +151,17 @@ def _finite_median(values: np.ndarray) -> float | None:
     return float(np.median(finite)) if finite.size else None
 
 
+def p_number(p: float) -> str:
+    """A p-value's digits as a reader wants them: '< 0.001', '0.042' or '0.42'."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
+
 def format_p(p: float | None) -> str:
     """p-values as a reader wants them: 'p < 0.001' or 'p = 0.042'."""
     if p is None:
         return "p not computed (fewer than 2 runs)"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+    number = p_number(p)
+    return f"p {number}" if number.startswith("<") else f"p = {number}"
 
 
 def _fmt_value(value: float | None) -> str:

@@ -32,7 +32,7 @@ from stablelearn.report import (
 )
 from stablelearn.report.facts import run_facts
 from stablelearn.results import divergence_record
-from stablelearn.stats import describe_comparison, format_p
+from stablelearn.stats import describe_comparison, format_p, p_number
 from stablelearn.sweep.figures import cell_series, log_x_axis, sweep_figures, sweep_layout
 from stablelearn.sweep.names import axis_titles, cell_title, success_title
 from stablelearn.sweep.run import SweepResult
@@ -349,9 +349,7 @@ def comparison_table(summary: dict[str, Any]) -> Table:
 
 
 def _p(p: float | None) -> str:
-    if p is None:
-        return "-"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+    return "-" if p is None else p_number(p)
 
 
 def _signed(value: float | None) -> str:
