@@ -191,12 +191,11 @@ class TrainResult:
         runs: Sequence[Run],
         groups: Sequence[GroupOutput],
         epochs: int,
-        train_s: float | None = None,
+        train_s: float,
     ) -> "TrainResult":
         """Stitch the outputs of each compiled group back into the order of `runs`
         (the engine checked that all runs share loss, metrics, validation and telemetry).
-        `train_s`: the training's wall seconds where groups trained side by side (else
-        the groups' seconds added up)."""
+        `train_s`: the training's wall seconds (groups may have trained side by side)."""
         config = runs[0].config
         names = ["loss", *config.metrics]
         recorded = groups[0].history_epochs
@@ -210,7 +209,7 @@ class TrainResult:
         timing = Timing(
             prepare_s=sum(g.prepare_s for g in groups),
             compile_s=sum(g.compile_s for g in groups),
-            train_s=sum(g.train_s for g in groups) if train_s is None else train_s,
+            train_s=train_s,
             programs=sum(not g.shared_program for g in groups),
             models=len(runs),
         )

@@ -395,10 +395,9 @@ def _execute_all(prepared: Compiled, stop: threading.Event | None) -> list[Group
         return [interrupts.result(future) for future in futures]
     except BaseException:
         halt.set()
-        pool.shutdown(wait=False, cancel_futures=True)
         raise
-    finally:
-        pool.shutdown(wait=False)
+    finally:  # nothing waits for a part still finishing its chunk after a stop
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def train(
@@ -410,9 +409,10 @@ def train(
 ) -> TrainResult:
     """Train every run; runs with equal shapes and code paths share one compiled program.
 
-    Results come back in the order of `runs`; `workers`: see prepare_training. `prepared` (from `prepare_training` on the
-    same runs) skips the preparation and compilation already done. Setting `stop` (from
-    another thread) ends training with Stopped within a chunk of epochs.
+    Results come back in the order of `runs`. `prepared` (from `prepare_training` on
+    the same runs) skips the preparation and compilation already done; `workers`: see
+    prepare_training. Setting `stop` (from another thread) ends training with Stopped
+    within a chunk of epochs.
     """
     if prepared is None or prepared.runs != tuple(runs):
         prepared = prepare_training(runs, initial_params, workers)
