@@ -266,19 +266,26 @@ def test_opens_offline_without_errors_and_is_interactive_within_2_s(
 # --- charts, images, drill-downs ------------------------------------------------------------
 
 
+def charts_scrolled_into_view(page):
+    """Each chart outside a closed drill-down (test_drilldowns_render_their_charts_when_opened
+    opens those), scrolled into view, with whether it then rendered."""
+    charts = page.locator("main .vega-chart")
+    for i in range(charts.count()):
+        div = charts.nth(i)
+        if in_closed_details(div):
+            continue
+        div.scroll_into_view_if_needed()
+        yield div, wait(page, RENDERED, div.element_handle())
+
+
 @pytest.mark.parametrize("screen", SCREENS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_chart_and_image_renders_in_view(browser, shared_page, report_folder, kind, screen):
     opened = shared_page(report_folder(kind), screen)
     opened.require_interactive()
     page, start, problems = opened.page, len(opened.errors), []
-    charts = page.locator("main .vega-chart")
-    for i in range(charts.count()):
-        div = charts.nth(i)
-        if in_closed_details(div):
-            continue  # test_drilldowns_render_their_charts_when_opened
-        div.scroll_into_view_if_needed()
-        if not wait(page, RENDERED, div.element_handle()):
+    for div, rendered in charts_scrolled_into_view(page):
+        if not rendered:
             problems.append(
                 f"chart {chart_name(div)} did not render (data-rendered, <svg>) in view"
             )
@@ -340,13 +347,8 @@ def test_hovering_a_charts_mark_shows_its_value(browser, shared_page, report_fol
     opened = shared_page(report_folder(kind), "desktop")
     opened.require_interactive()
     page, start, problems = opened.page, len(opened.errors), []
-    charts = page.locator("main .vega-chart")
-    for i in range(charts.count()):
-        div = charts.nth(i)
-        if in_closed_details(div):
-            continue
-        div.scroll_into_view_if_needed()
-        if not wait(page, RENDERED, div.element_handle()):
+    for div, rendered in charts_scrolled_into_view(page):
+        if not rendered:
             continue  # test_every_chart_and_image_renders_in_view
         shown = False
         for x, y in div.evaluate(MARK_POINTS):
