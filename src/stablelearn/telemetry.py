@@ -11,12 +11,13 @@ layer, at each epoch's end on the whole training split: the fraction of dead ReL
 (|tanh| > 0.99; sigmoid outside [0.01, 0.99]). Gradients are recorded *before*
 clipping: that is the number that says whether gradients explode.
 
-Cost (benchmarks/bench_engine.py): per-step statistics are accumulated element-wise
-(g^2 and max |g|) and reduced once per epoch, and dead/saturated units are measured on
-at most ~100 epochs of a run. On the lesson's 20-25-1 input-scaling study telemetry adds
-65-85% to training time (the model is so small that every extra operation shows; the
-per-epoch pass over the training split and the accumulation cost about equally, and
-reducing at every step instead measured the same); on the 20-layer circles model, 8%.
+Cost (benchmarks/bench_compare.py --telemetry-cost, paired, one core): per-step
+statistics are accumulated element-wise (g^2 and max |g|) on one vector of every
+parameter (`flat`) and reduced once per epoch, each step's NaN/Inf test is one sum
+(`maybe_nonfinite`), and dead/saturated units are measured on at most ~25 epochs of a
+run. Telemetry adds about 7% to training the lesson's 90-model input-scaling study and
+10% on the 20-layer circles model (58% and 19% with one sum and one test per tensor);
+compiling costs about twice as long.
 """
 
 from typing import Any
@@ -46,9 +47,18 @@ ORIGIN_KINDS = ("", "output", "loss", "gradient", "update")
 ORIGIN_DIRECTIONS = ("", "forward", "forward", "backward", "backward")
 
 
+def flat(tree: Any) -> jax.Array:
+    """Every leaf of `tree` raveled into one vector, in jax.tree.leaves order. The
+    per-step sums and tests run on it: one fused operation per step instead of one per
+    tensor, which for small models was most of telemetry's cost (a deep narrow model has
+    two tensors a layer, each a separate loop in the compiled step)."""
+    return jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])
+
+
 def init_accumulator(params: Params) -> dict[str, Any]:
-    """Running sums for one model over one epoch."""
-    zeros = jax.tree.map(jnp.zeros_like, params)
+    """Running sums for one model over one epoch: g^2 and max |g| of every parameter,
+    as one vector (see `flat`)."""
+    zeros = jnp.zeros_like(flat(params))
     return {
         "sq": zeros,
         "abs": zeros,
@@ -121,6 +131,13 @@ def any_nonfinite(arrays: list[jax.Array]) -> jax.Array:
     return jnp.any(jnp.stack([~jnp.all(jnp.isfinite(a)) for a in arrays]))
 
 
+def maybe_nonfinite(tree: Any) -> jax.Array:
+    """True whenever an entry of `tree` is NaN/Inf, read as one sum: a sum with a NaN or
+    an Inf in it is never finite. It can also be True without one (finite entries whose
+    sum overflows), so it only decides where to look; the exact test comes after."""
+    return ~jnp.isfinite(jnp.sum(flat(tree)))
+
+
 def accumulate(
     acc: dict[str, Any],
     grads: Params,
@@ -150,16 +167,12 @@ def accumulate_gradients(
 ) -> dict[str, Any]:
     """`accumulate` without the origin: the gradients' sums and the clipped-step count;
     the origin's fields pass through unchanged."""
-    safe = jax.tree.map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grads)
-    out = {
-        **acc,
-        "sq": jax.tree.map(lambda a, g: a + g * g, acc["sq"], safe),
-        "abs": jax.tree.map(lambda a, g: jnp.maximum(a, jnp.abs(g)), acc["abs"], safe),
-    }
+    flat_grads = flat(grads)
+    safe = jnp.where(jnp.isfinite(flat_grads), flat_grads, 0.0)
+    out = {**acc, "sq": acc["sq"] + safe * safe, "abs": jnp.maximum(acc["abs"], jnp.abs(safe))}
     if clipped is not None:
-        pairs = zip(jax.tree.leaves(grads), jax.tree.leaves(clipped), strict=True)
-        changed = jnp.any(jnp.stack([jnp.any(a != b) for a, b in pairs]))
         # NaN != NaN: a non-finite step does not count as clipped
+        changed = jnp.any(flat_grads != flat(clipped))
         out["clipped"] = acc["clipped"] + (changed & jnp.isfinite(loss)).astype(jnp.float32)
     return out
 
@@ -182,10 +195,11 @@ def epoch_stats(
     acc: dict[str, Any], start: Params, end: Params, n_steps: int
 ) -> dict[str, jax.Array]:
     """Per-layer statistics of one model's epoch from its accumulator and weights."""
-    squares = jnp.stack([sum(jnp.sum(leaf) for leaf in layer.values()) for layer in acc["sq"]])
-    largest = jnp.stack(
-        [jnp.max(jnp.stack([jnp.max(leaf) for leaf in layer.values()])) for layer in acc["abs"]]
+    squares = jnp.stack(
+        [sum(jnp.sum(part) for part in layer) for layer in _layers(acc["sq"], start)]
     )
+    largest = jnp.stack([jnp.max(jnp.stack([jnp.max(part) for part in layer]))
+                         for layer in _layers(acc["abs"], start)])  # fmt: skip
     moved = jax.tree.map(lambda a, b: b - a, start, end)
     return {
         "grad_norm": jnp.sqrt(squares / n_steps),
@@ -197,6 +211,20 @@ def epoch_stats(
         "first_bad_layer": acc["bad_layer"],
         "first_bad_kind": acc["bad_kind"],
     }
+
+
+def _layers(vector: jax.Array, params: Params) -> list[list[jax.Array]]:
+    """`vector` (`flat` of `params`) cut into each layer's tensors, in the order of the
+    layer's dict (the order the sums over a layer were always taken in)."""
+    offsets, start = {}, 0
+    for i, layer in enumerate(params):
+        for key, leaf in zip(sorted(layer), jax.tree.leaves(layer), strict=True):
+            offsets[i, key] = (start, leaf.size)
+            start += leaf.size
+    return [
+        [vector[offsets[i, key][0] : sum(offsets[i, key])] for key in layer]
+        for i, layer in enumerate(params)
+    ]
 
 
 def activation_stats(model: MLP, params: Params, x_t: jax.Array) -> dict[str, jax.Array]:

@@ -474,8 +474,9 @@ def test_layer_norms_take_kernel_and_bias_together():
 def test_init_accumulator_starts_empty():
     params = tree([[3.0, 0.0]], [4.0], [[1.0, 2.0]], [2.0])
     acc = telemetry.init_accumulator(params)
-    for leaf in jax.tree.leaves((acc["sq"], acc["abs"])):
-        np.testing.assert_array_equal(leaf, 0.0)
+    for sums in (acc["sq"], acc["abs"]):
+        assert sums.shape == (6,)  # one entry per parameter
+        np.testing.assert_array_equal(sums, 0.0)
     assert float(acc["clipped"]) == 0.0
     assert int(acc["first_bad"]) == -1
 
@@ -493,14 +494,12 @@ def test_accumulate_sums_squares_keeps_the_largest_entry_and_skips_nonfinite_ent
     assert int(acc["first_bad"]) == 1
     acc = telemetry.accumulate(acc, g3, None, jnp.float32(np.inf), jnp.int32(2))
     assert int(acc["first_bad"]) == 1  # the first bad step stays recorded
-    np.testing.assert_allclose(acc["sq"][0]["kernel"], [[1 + 0 + 1, 4 + 1 + 1]])
-    np.testing.assert_allclose(acc["sq"][0]["bias"], [4 + 25 + 1])
-    np.testing.assert_allclose(acc["sq"][1]["kernel"], [[9 + 0 + 1]])
-    np.testing.assert_allclose(acc["sq"][1]["bias"], [0 + 16 + 1])
-    np.testing.assert_allclose(acc["abs"][0]["kernel"], [[1.0, 2.0]])
-    np.testing.assert_allclose(acc["abs"][0]["bias"], [5.0])
-    np.testing.assert_allclose(acc["abs"][1]["kernel"], [[3.0]])
-    np.testing.assert_allclose(acc["abs"][1]["bias"], [4.0])
+    # one vector over every parameter (telemetry.flat): sums of squares, largest entries
+    squares = tree([[1 + 0 + 1, 4 + 1 + 1]], [4 + 25 + 1], [[9 + 0 + 1]], [0 + 16 + 1])
+    np.testing.assert_allclose(acc["sq"], telemetry.flat(squares))
+    np.testing.assert_allclose(
+        acc["abs"], telemetry.flat(tree([[1.0, 2.0]], [5.0], [[3.0]], [4.0]))
+    )
     assert float(acc["clipped"]) == 0.0  # None: no model clips
 
     stats = telemetry.epoch_stats(acc, params, tree([[1.0, 3.0]], [1.0], [[4.0]], [5.0]), 3)
@@ -618,3 +617,12 @@ def test_activation_stats_of_a_linear_model_are_empty():
     stats = telemetry.activation_stats(model, (layer([[1.0]], [0.0]),), X_T)
     assert stats["dead_fraction"].shape == (0,)
     assert stats["saturated_fraction"].shape == (0,)
+
+
+def test_maybe_nonfinite_finds_every_nan_and_inf():
+    params = tree([[1.0, -2.0]], [3.0], [[4.0]], [5.0])
+    assert not bool(telemetry.maybe_nonfinite(params))
+    for bad in (np.nan, np.inf, -np.inf):
+        assert bool(telemetry.maybe_nonfinite(tree([[1.0, bad]], [3.0], [[4.0]], [5.0])))
+    # +Inf and -Inf together sum to NaN: still found
+    assert bool(telemetry.maybe_nonfinite(tree([[np.inf, -np.inf]], [3.0], [[4.0]], [5.0])))

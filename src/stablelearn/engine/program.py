@@ -355,8 +355,7 @@ def _origin_values(
     slot's): it is, unchanged through unused slots or plus a residual input, the input
     h of the next used layer, whose kernel gradient delta @ h.T sums delta * inf or
     delta * NaN over that row, NaN or +-inf whatever delta is (0 * inf is NaN)."""
-    leaves = jax.tree.leaves((state, grads, new_params))
-    suspect = telemetry.any_nonfinite([loss, *leaves])
+    suspect = telemetry.maybe_nonfinite((loss, state, grads, new_params))
     return suspect, (activations, state, loss, grads, new_params)
 
 
