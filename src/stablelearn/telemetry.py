@@ -13,11 +13,12 @@ clipping: that is the number that says whether gradients explode.
 
 Cost (benchmarks/bench_compare.py --telemetry-cost, paired, one core): per-step
 statistics are accumulated element-wise (g^2 and max |g|) on one vector of every
-parameter (`flat`) and reduced once per epoch, each step's NaN/Inf test is one sum
-(`maybe_nonfinite`), and dead/saturated units are measured on at most ~25 epochs of a
-run. Telemetry adds about 7% to training the lesson's 90-model input-scaling study and
-10% on the 20-layer circles model (58% and 19% with one sum and one test per tensor);
-compiling costs about twice as long.
+parameter (`flat`) and reduced per layer once per epoch with segment sums; each step's
+NaN/Inf test is one sum (`maybe_nonfinite`), and the per-layer flags that follow it are
+segment sums too; dead/saturated units are measured on at most ~25 epochs of a run.
+Telemetry adds 7-33% (between runs of the benchmark) to training the lesson's 90-model
+input-scaling study and 0-10% on the 20-layer circles model (55-58% and 19-23% with a
+sum and a test per tensor); compiling takes about twice as long (x2.3-2.6 before).
 """
 
 from typing import Any
@@ -55,6 +56,20 @@ def flat(tree: Any) -> jax.Array:
     return jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])
 
 
+def layer_of_entries(params: Params) -> np.ndarray:
+    """Which layer each entry of `flat(params)` belongs to (static: from the shapes)."""
+    sizes = [(i, leaf.size) for i, layer in enumerate(params) for leaf in jax.tree.leaves(layer)]
+    return np.concatenate(
+        [np.full(size, i, np.int32) for i, size in sizes] or [np.zeros(0, np.int32)]
+    )
+
+
+def per_layer_sum(values: jax.Array, layers: np.ndarray, n_layers: int) -> jax.Array:
+    """Sum of each layer's entries of a flat vector [n_layers]: one segment sum, where a
+    sum per tensor compiled to two loops a layer."""
+    return jax.ops.segment_sum(values, layers, n_layers, indices_are_sorted=True)
+
+
 def init_accumulator(params: Params) -> dict[str, Any]:
     """Running sums for one model over one epoch: g^2 and max |g| of every parameter,
     as one vector (see `flat`)."""
@@ -72,14 +87,10 @@ def init_accumulator(params: Params) -> dict[str, Any]:
 def layer_bad(tree: Any) -> jax.Array:
     """[layers] bool: whether any entry of each layer's arrays (a dict per layer, maybe
     empty) is NaN/Inf."""
-    return jnp.stack(
-        [
-            jnp.any(jnp.stack([~jnp.all(jnp.isfinite(leaf)) for leaf in layer.values()]))
-            if layer
-            else jnp.bool_(False)
-            for layer in tree
-        ]
-    )
+    if not jax.tree.leaves(tree):
+        return jnp.zeros(len(tree), bool)
+    bad = (~jnp.isfinite(flat(tree))).astype(jnp.int32)
+    return per_layer_sum(bad, layer_of_entries(tree), len(tree)) > 0
 
 
 def forward_bad(activations: list[jax.Array], weights: jax.Array) -> jax.Array:
@@ -91,7 +102,10 @@ def forward_bad(activations: list[jax.Array], weights: jax.Array) -> jax.Array:
     and its derivative there is 0, so no NaN starts there. (Reading the pre-activations
     too also made XLA fuse packed programs differently, moving their numbers by 1 ulp.)"""
     padding = weights == 0
-    return jnp.stack([~jnp.all(jnp.isfinite(a) | padding) for a in activations])
+    units = jnp.concatenate(activations)  # [every layer's units, batch]
+    bad = (~jnp.all(jnp.isfinite(units) | padding, axis=1)).astype(jnp.int32)
+    layer = np.repeat(np.arange(len(activations)), [a.shape[0] for a in activations])
+    return per_layer_sum(bad, layer, len(activations)) > 0
 
 
 def origin(flags: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
@@ -195,36 +209,23 @@ def epoch_stats(
     acc: dict[str, Any], start: Params, end: Params, n_steps: int
 ) -> dict[str, jax.Array]:
     """Per-layer statistics of one model's epoch from its accumulator and weights."""
-    squares = jnp.stack(
-        [sum(jnp.sum(part) for part in layer) for layer in _layers(acc["sq"], start)]
-    )
-    largest = jnp.stack([jnp.max(jnp.stack([jnp.max(part) for part in layer]))
-                         for layer in _layers(acc["abs"], start)])  # fmt: skip
-    moved = jax.tree.map(lambda a, b: b - a, start, end)
+    layers, n = layer_of_entries(start), len(start)
+    before, after = flat(start), flat(end)
+
+    def norms(values: jax.Array) -> jax.Array:
+        return jnp.sqrt(per_layer_sum(values * values, layers, n))
+
+    largest = jax.ops.segment_max(acc["abs"], layers, n, indices_are_sorted=True)
     return {
-        "grad_norm": jnp.sqrt(squares / n_steps),
+        "grad_norm": jnp.sqrt(per_layer_sum(acc["sq"], layers, n) / n_steps),
         "grad_abs_max": largest,
-        "update_ratio": layer_norms(moved) / jnp.maximum(layer_norms(start), 1e-12),
-        "weight_norm": layer_norms(end),
+        "update_ratio": norms(after - before) / jnp.maximum(norms(before), 1e-12),
+        "weight_norm": norms(after),
         "clip_rate": acc["clipped"] / n_steps,
         "first_bad_step": acc["first_bad"],
         "first_bad_layer": acc["bad_layer"],
         "first_bad_kind": acc["bad_kind"],
     }
-
-
-def _layers(vector: jax.Array, params: Params) -> list[list[jax.Array]]:
-    """`vector` (`flat` of `params`) cut into each layer's tensors, in the order of the
-    layer's dict (the order the sums over a layer were always taken in)."""
-    offsets, start = {}, 0
-    for i, layer in enumerate(params):
-        for key, leaf in zip(sorted(layer), jax.tree.leaves(layer), strict=True):
-            offsets[i, key] = (start, leaf.size)
-            start += leaf.size
-    return [
-        [vector[offsets[i, key][0] : sum(offsets[i, key])] for key in layer]
-        for i, layer in enumerate(params)
-    ]
 
 
 def activation_stats(model: MLP, params: Params, x_t: jax.Array) -> dict[str, jax.Array]:
