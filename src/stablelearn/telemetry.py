@@ -37,7 +37,8 @@ SIGMOID_SATURATION = 0.01
 
 def layer_norms(tree: Params) -> jax.Array:
     """L2 norm per layer over its kernel and bias together: [layers]."""
-    return jnp.stack([jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in layer.values())) for layer in tree])
+    squares = flat(tree) ** 2
+    return jnp.sqrt(per_layer_sum(squares, layer_of_entries(tree), len(tree)))
 
 
 # Where the first non-finite value of a step came from: what `origin` returns as a kind
@@ -140,11 +141,6 @@ def origin(flags: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     return kind, layer.astype(jnp.int32)
 
 
-def any_nonfinite(arrays: list[jax.Array]) -> jax.Array:
-    """Whether any entry of `arrays` (any shapes) is NaN/Inf."""
-    return jnp.any(jnp.stack([~jnp.all(jnp.isfinite(a)) for a in arrays]))
-
-
 def maybe_nonfinite(tree: Any) -> jax.Array:
     """True whenever an entry of `tree` is NaN/Inf, read as one sum: a sum with a NaN or
     an Inf in it is never finite. It can also be True without one (finite entries whose
@@ -210,17 +206,13 @@ def epoch_stats(
 ) -> dict[str, jax.Array]:
     """Per-layer statistics of one model's epoch from its accumulator and weights."""
     layers, n = layer_of_entries(start), len(start)
-    before, after = flat(start), flat(end)
-
-    def norms(values: jax.Array) -> jax.Array:
-        return jnp.sqrt(per_layer_sum(values * values, layers, n))
-
+    moved = jax.tree.map(lambda a, b: b - a, start, end)
     largest = jax.ops.segment_max(acc["abs"], layers, n, indices_are_sorted=True)
     return {
         "grad_norm": jnp.sqrt(per_layer_sum(acc["sq"], layers, n) / n_steps),
         "grad_abs_max": largest,
-        "update_ratio": norms(after - before) / jnp.maximum(norms(before), 1e-12),
-        "weight_norm": norms(after),
+        "update_ratio": layer_norms(moved) / jnp.maximum(layer_norms(start), 1e-12),
+        "weight_norm": layer_norms(end),
         "clip_rate": acc["clipped"] / n_steps,
         "first_bad_step": acc["first_bad"],
         "first_bad_layer": acc["bad_layer"],
