@@ -426,6 +426,25 @@ def _nan_like(tree: Any) -> Any:
     )
 
 
+def _traced_once(fun: Any) -> tuple[Any, Any]:
+    """`fun` (no arguments) traced now, as a function that replays its trace, and the
+    shapes of its outputs. A cond whose other branch needs those shapes (NaN of them)
+    took them with eval_shape, which traced `fun` a second time: replaying the first
+    trace is cheaper (a sixth of a cold `reproduce`'s tracing, which holds the GIL)."""
+    from jax.extend.core import jaxpr_as_fun
+
+    closed, shapes = jax.make_jaxpr(fun, return_shape=True)()
+    replay = jaxpr_as_fun(closed)
+    structure = jax.tree.structure(shapes)
+    return lambda: jax.tree.unflatten(structure, replay()), shapes
+
+
+def _or_nan(pred: jax.Array, fun: Any) -> Any:
+    """fun() where `pred`, else NaN (floats) or zeros of its shapes."""
+    taken, shapes = _traced_once(fun)
+    return jax.lax.cond(pred, taken, lambda: _nan_like(shapes))
+
+
 def train_program(
     program: Program,
     params: Params,
@@ -533,7 +552,7 @@ def train_program(
             return activations(params, state, layout, variant)
 
         due = (index % stride == stride - 1) | (index == n_epochs - 1) | (stride == 1)
-        return jax.lax.cond(due, measure, lambda: _nan_like(jax.eval_shape(measure)))
+        return _or_nan(due, measure)
 
     def train_epoch(carry, rows, index):
         start, state, opt_state = carry
@@ -558,14 +577,8 @@ def train_program(
 
     def epoch(carry, xs):
         rows, index = xs
-
-        def run():
-            return train_epoch(carry, rows, index)
-
-        def padding():
-            return carry, _nan_like(jax.eval_shape(run)[1])
-
-        return jax.lax.cond(index < n_epochs, run, padding)
+        run, shapes = _traced_once(lambda: train_epoch(carry, rows, index))
+        return jax.lax.cond(index < n_epochs, run, lambda: (carry, _nan_like(shapes[1])))
 
     opt_state = jax.lax.cond(
         first_epoch == 0,
@@ -586,7 +599,7 @@ def train_program(
         }
 
     last = first_epoch + batch_rows.shape[0] >= n_epochs
-    scores = jax.lax.cond(last, final_scores, lambda: _nan_like(jax.eval_shape(final_scores)))
+    scores = _or_nan(last, final_scores)
     return {"history": history, "params": params, "state": state, "opt_state": opt_state, **scores}
 
 
